@@ -1,0 +1,70 @@
+"""The Celery application: JSON only, explicit task names, three queues, DatabaseScheduler beat.
+
+Configuration lives in Django settings under the ``CELERY_`` prefix (config/settings.py).
+"""
+
+from __future__ import annotations
+
+import os
+
+from celery import Celery, signals
+from django.core.exceptions import ImproperlyConfigured
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+
+app = Celery("modelops")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.conf.imports = ("config.health.tasks",)
+app.autodiscover_tasks()
+
+# Message header that carries the correlation id from the request to the task.
+CORRELATION_HEADER = "modelops_correlation_id"  # not "correlation_id": Celery uses that name for the task id
+
+
+def longest_time_limit(celery_app: Celery) -> int:
+    """The longest hard time limit of any registered task (or the global default)."""
+    limits = [celery_app.conf.task_time_limit or 0]
+    limits += [task.time_limit or 0 for task in celery_app.tasks.values()]
+    return max(limits)
+
+
+def check_visibility_timeout(celery_app: Celery) -> None:
+    """Refuse to start if Redis could redeliver a task that is still within its time limit."""
+    timeout = (celery_app.conf.broker_transport_options or {}).get("visibility_timeout")
+    if timeout is None:
+        return  # brokers without a visibility timeout (AMQP, file system) never redeliver early
+    longest = longest_time_limit(celery_app)
+    if timeout <= longest:
+        raise ImproperlyConfigured(
+            f"CELERY_VISIBILITY_TIMEOUT ({timeout}s) must be larger than the longest task "
+            f"time limit ({longest}s), or the broker will hand running tasks to a second worker."
+        )
+
+
+@app.on_after_finalize.connect
+def _check_after_finalize(sender: Celery, **kwargs) -> None:
+    check_visibility_timeout(sender)
+
+
+@signals.before_task_publish.connect
+def _attach_correlation_id(headers: dict | None = None, **kwargs) -> None:
+    from config.correlation import get_correlation_id
+
+    correlation_id = get_correlation_id()
+    if headers is not None and correlation_id and CORRELATION_HEADER not in headers:
+        headers[CORRELATION_HEADER] = correlation_id
+
+
+@signals.task_prerun.connect
+def _adopt_correlation_id(task=None, **kwargs) -> None:
+    from config.correlation import new_correlation_id, set_correlation_id
+
+    received = getattr(task.request, CORRELATION_HEADER, None) if task else None
+    set_correlation_id(received or new_correlation_id())
+
+
+@signals.task_postrun.connect
+def _forget_correlation_id(**kwargs) -> None:
+    from config.correlation import set_correlation_id
+
+    set_correlation_id(None)

@@ -30,8 +30,9 @@ run: install
 	rm -rf var/prometheus && mkdir -p var/prometheus
 	$(BIN)/honcho start --procfile Procfile.dev
 
+# Tests keep their database, broker folder and cache apart from a local `make run`.
 test: install
-	$(BIN)/pytest
+	VAR_DIR=$${VAR_DIR:-$(CURDIR)/var/test} $(BIN)/pytest
 
 lint: install
 	$(BIN)/ruff check .

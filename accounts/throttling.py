@@ -1,5 +1,9 @@
 """Rate limits per API-key tier and per client IP, counted in the shared cache.
 
+The per-IP limit is a middleware, so that it counts every request, including those that fail
+authentication (key guessing) before DRF would reach its throttles. The per-key limit is a DRF
+throttle, since it needs the authenticated key.
+
 Written here rather than with DRF's SimpleRateThrottle because that one keeps a list of
 timestamps and writes it back (read-modify-write): two processes serving the same key at once
 overwrite each other's counts. A fixed-window counter with the cache's ``incr`` is atomic on
@@ -16,6 +20,7 @@ from django.core.cache import cache
 from rest_framework.throttling import BaseThrottle
 
 from accounts.models import APIKey
+from config.api.errors import error_response
 
 
 @dataclass(frozen=True)
@@ -69,19 +74,6 @@ class _WindowThrottle(BaseThrottle):
         return self.state.retry_after
 
 
-class ClientIPRateThrottle(_WindowThrottle):
-    """Every request, with or without a key, counts against its client IP.
-
-    ``get_ident`` honours REST_FRAMEWORK["NUM_PROXIES"] (TRUSTED_PROXY_COUNT): only the
-    address seen by the last trusted proxy is used, never what the client wrote itself.
-    """
-
-    scope = "ip"
-
-    def rate_and_ident(self, request):
-        return settings.RATE_LIMIT_PER_IP, self.get_ident(request)
-
-
 class KeyTierRateThrottle(_WindowThrottle):
     """Requests with an API key count against the key, at its tier's rate; browser sessions
     count against their user at RATE_LIMIT_SESSION_TIER."""
@@ -98,7 +90,37 @@ class KeyTierRateThrottle(_WindowThrottle):
 
 def _remember_tightest(request, state: RateLimitState) -> None:
     """Keep the state with the least headroom for the X-RateLimit-* headers."""
-    django_request = request._request
+    django_request = getattr(request, "_request", request)
     current = getattr(django_request, "rate_limit_state", None)
     if current is None or state.remaining < current.remaining:
         django_request.rate_limit_state = state
+
+
+class ClientIPRateLimitMiddleware:
+    """Every request, with or without a key, counts against its client IP.
+
+    The client IP honours REST_FRAMEWORK["NUM_PROXIES"] (TRUSTED_PROXY_COUNT): only the address
+    the last trusted proxy saw is used, never what the client wrote itself in X-Forwarded-For.
+    """
+
+    # Probes and scrapers call these all day from one address.
+    EXEMPT_PREFIXES = ("/api/health", "/metrics", "/static/")
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+        self._ident = BaseThrottle()
+
+    def __call__(self, request):
+        rate = settings.RATE_LIMIT_PER_IP
+        if rate is None or request.path.startswith(self.EXEMPT_PREFIXES):
+            return self.get_response(request)
+        state = count_request("ip", self._ident.get_ident(request), *rate)
+        _remember_tightest(request, state)
+        if not state.allowed:
+            return error_response(
+                429,
+                f"Too many requests from your address; retry in {state.retry_after} s.",
+                code="throttled",
+                headers={"Retry-After": str(state.retry_after)},
+            )
+        return self.get_response(request)

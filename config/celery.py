@@ -12,7 +12,21 @@ from django.core.exceptions import ImproperlyConfigured
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
-app = Celery("modelops")
+
+class ModelOpsCelery(Celery):
+    def finalize(self, auto: bool = False) -> None:
+        """Check the configuration once every task is registered (worker start, first send).
+
+        Done here, not in a signal handler: Celery logs and swallows exceptions raised by
+        signal receivers, and a misconfigured worker must not start.
+        """
+        already = self.finalized
+        super().finalize(auto=auto)
+        if not already and self.finalized:
+            check_visibility_timeout(self)
+
+
+app = ModelOpsCelery("modelops")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.conf.imports = ("config.health.tasks",)
 app.autodiscover_tasks()
@@ -39,11 +53,6 @@ def check_visibility_timeout(celery_app: Celery) -> None:
             f"CELERY_VISIBILITY_TIMEOUT ({timeout}s) must be larger than the longest task "
             f"time limit ({longest}s), or the broker will hand running tasks to a second worker."
         )
-
-
-@app.on_after_finalize.connect
-def _check_after_finalize(sender: Celery, **kwargs) -> None:
-    check_visibility_timeout(sender)
 
 
 @signals.before_task_publish.connect

@@ -59,6 +59,9 @@ def env_list(name: str, default: list[str]) -> list[str]:
 
 
 def env_db(name: str, default: str) -> dict[str, Any]:
+    scheme = env.str(name, default=default).partition("://")[0]
+    if scheme not in environ.Env.DB_SCHEMES:
+        raise SettingError(f"Environment variable {name} has an unknown database scheme {scheme!r}")
     try:
         return env.db_url(name, default=default)
     except Exception as exc:

@@ -80,8 +80,10 @@ MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "config.api.middleware.CorrelationIdMiddleware",
     "config.api.middleware.ErrorBodyMiddleware",
-    "config.api.middleware.RequestBodyLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "config.api.middleware.RequestBodyLimitMiddleware",
+    "config.api.middleware.RateLimitHeadersMiddleware",
+    "accounts.throttling.ClientIPRateLimitMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -89,7 +91,6 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "config.api.middleware.RateLimitHeadersMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
@@ -155,10 +156,14 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = Path(env_str("STATIC_ROOT", str(VAR_DIR / "static")))
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
+# Serve straight from the apps' static folders when collectstatic has not run (tests, a fresh
+# checkout); `make run` collects them anyway so compressed copies are served.
+WHITENOISE_USE_FINDERS = True
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")))
 ARTIFACT_ROOT = Path(env_str("ARTIFACT_ROOT", str(VAR_DIR / "artifacts")))
 
@@ -176,10 +181,8 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["accounts.permissions.IsViewer"],
-    "DEFAULT_THROTTLE_CLASSES": [
-        "accounts.throttling.ClientIPRateThrottle",
-        "accounts.throttling.KeyTierRateThrottle",
-    ],
+    # The per-IP limit is accounts.throttling.ClientIPRateLimitMiddleware.
+    "DEFAULT_THROTTLE_CLASSES": ["accounts.throttling.KeyTierRateThrottle"],
     "DEFAULT_PARSER_CLASSES": [
         "config.api.parsers.SafeJSONParser",
         "rest_framework.parsers.FormParser",
@@ -223,6 +226,7 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     "SECURITY": [{"ApiKeyAuth": []}],
     "ENUM_NAME_OVERRIDES": {"RoleEnum": "accounts.roles.Role"},
+    "PREPROCESSING_HOOKS": ["config.api.schema.document_paths_without_trailing_slash"],
 }
 
 # --- Celery ---------------------------------------------------------------------------------

@@ -13,12 +13,13 @@ from typing import Any
 from django.core.exceptions import PermissionDenied, RequestDataTooBig, SuspiciousOperation
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions
-from rest_framework.views import exception_handler as drf_exception_handler
 
 from config.api.exceptions import PayloadTooLarge
 from config.correlation import get_correlation_id
 
 logger = logging.getLogger(__name__)
+
+INTERNAL_ERROR_MESSAGE = "An internal error occurred. Quote the correlation id when reporting it."
 
 # The machine-readable `error` code for statuses that reach us without a DRF exception.
 _CODE_BY_STATUS = {
@@ -102,7 +103,11 @@ def exception_handler(exc: Exception, context: dict) -> JsonResponse:
     api_exc = _as_api_exception(exc)
     if api_exc is None:
         logger.exception("Unhandled error in %s", context.get("view").__class__.__name__)
-        return error_response(500, "An internal error occurred. Quote the correlation id when reporting it.")
+        return error_response(500, INTERNAL_ERROR_MESSAGE)
+    # Imported here: rest_framework.views reads the throttle and authentication settings at
+    # import time, and those modules use error_response from this one.
+    from rest_framework.views import exception_handler as drf_exception_handler
+
     # DRF's own handler supplies WWW-Authenticate and Retry-After headers.
     drf_response = drf_exception_handler(api_exc, context)
     headers = {k: v for k, v in drf_response.headers.items() if k in {"WWW-Authenticate", "Retry-After"}}
@@ -124,7 +129,7 @@ def handler404(request, exception=None):
 
 
 def handler500(request):
-    return error_response(500, "An internal error occurred. Quote the correlation id when reporting it.")
+    return error_response(500, INTERNAL_ERROR_MESSAGE)
 
 
 def csrf_failure(request, reason=""):

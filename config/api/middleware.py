@@ -9,7 +9,7 @@ import time
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
-from config.api.errors import error_response
+from config.api.errors import INTERNAL_ERROR_MESSAGE, error_response
 from config.correlation import (
     HEADER,
     is_well_formed,
@@ -73,7 +73,17 @@ class ErrorBodyMiddleware:
         headers = {
             name: response[name] for name in ("Allow", "Retry-After", "WWW-Authenticate") if response.has_header(name)
         }
-        return error_response(response.status_code, headers=headers)
+        return error_response(response.status_code, _message_for(request, response.status_code), headers=headers)
+
+
+def _message_for(request: HttpRequest, status_code: int) -> str | None:
+    if status_code == 404:
+        return f"No endpoint at {request.path}."
+    if status_code == 405:
+        return f"Method {request.method} is not allowed on {request.path}."
+    if status_code == 500:
+        return INTERNAL_ERROR_MESSAGE
+    return None  # the status's standard phrase
 
 
 def _is_error_format(response: HttpResponse) -> bool:

@@ -45,3 +45,8 @@ class AutoSchema(SpectacularAutoSchema):
         if code in {"413", "415"}:
             return self.method in {"POST", "PUT", "PATCH"}
         return True
+
+
+def document_paths_without_trailing_slash(endpoints):
+    """URL patterns accept `/path` and `/path/`; the document lists each operation once, as `/path`."""
+    return [(path.rstrip("/") or "/", regex, method, callback) for path, regex, method, callback in endpoints]

@@ -9,7 +9,7 @@ PORT ?= 8000
 WEB_PORT := $(PORT)
 export HOST WEB_PORT
 
-.PHONY: run test install lint format bench-check clean
+.PHONY: run test install lint format clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \

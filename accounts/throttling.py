@@ -22,6 +22,16 @@ from rest_framework.throttling import BaseThrottle
 from accounts.models import APIKey
 from config.api.errors import error_response
 
+# Probes and scrapers call these all day from one address. Exact paths: other endpoints under
+# /api/health (the worker check) take a key and are counted like any other.
+RATE_LIMIT_EXEMPT_PATHS = frozenset(
+    {"/api/health", "/api/health/", "/api/health/ready", "/api/health/ready/", "/metrics"}
+)
+
+
+def is_rate_limit_exempt(path: str) -> bool:
+    return path in RATE_LIMIT_EXEMPT_PATHS or path.startswith("/static/")
+
 
 @dataclass(frozen=True)
 class RateLimitState:
@@ -103,16 +113,13 @@ class ClientIPRateLimitMiddleware:
     the last trusted proxy saw is used, never what the client wrote itself in X-Forwarded-For.
     """
 
-    # Probes and scrapers call these all day from one address.
-    EXEMPT_PREFIXES = ("/api/health", "/metrics", "/static/")
-
     def __init__(self, get_response):
         self.get_response = get_response
         self._ident = BaseThrottle()
 
     def __call__(self, request):
         rate = settings.RATE_LIMIT_PER_IP
-        if rate is None or request.path.startswith(self.EXEMPT_PREFIXES):
+        if rate is None or is_rate_limit_exempt(request.path):
             return self.get_response(request)
         state = count_request("ip", self._ident.get_ident(request), *rate)
         _remember_tightest(request, state)

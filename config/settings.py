@@ -137,6 +137,12 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 CACHES = {"default": env_cache("CACHE_URL", f"filecache://{VAR_DIR / 'cache'}")}
 if CACHES["default"]["BACKEND"].endswith("LocMemCache"):
     raise SettingError("Environment variable CACHE_URL must name a shared cache, not locmem://")
+if CACHES["default"]["BACKEND"] == "django.core.cache.backends.filebased.FileBasedCache":
+    CACHES["default"].update(
+        BACKEND="config.cache.LockingFileBasedCache",  # atomic counters across processes
+        TIMEOUT=86400,  # >= the longest rate-limit window; see config/cache.py
+        OPTIONS={"MAX_ENTRIES": 20_000, **CACHES["default"].get("OPTIONS", {})},
+    )
 
 # --- Auth -----------------------------------------------------------------------------------
 AUTH_USER_MODEL = "accounts.User"
@@ -247,10 +253,18 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
     }
 else:
     CELERY_BROKER_TRANSPORT_OPTIONS = {}
-_default_result_backend = (
-    CELERY_BROKER_URL if CELERY_BROKER_URL.startswith("redis") else f"file://{VAR_DIR / 'celery-results'}"
-)
-CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND", _default_result_backend)
+
+
+def _default_result_backend(broker_url: str) -> str:
+    """Results must reach the web process from any worker machine: use the broker's own store."""
+    if broker_url.startswith(("redis", "rediss")):
+        return broker_url
+    if broker_url.startswith(("amqp", "pyamqp")):
+        return "rpc://"  # replies travel back over RabbitMQ
+    return f"file://{VAR_DIR / 'celery-results'}"  # embedded: one machine, one folder
+
+
+CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND", _default_result_backend(CELERY_BROKER_URL))
 if CELERY_RESULT_BACKEND.startswith("file://"):
     Path(CELERY_RESULT_BACKEND.removeprefix("file://")).mkdir(parents=True, exist_ok=True)
 CELERY_RESULT_EXPIRES = 3600

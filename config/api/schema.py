@@ -6,6 +6,8 @@ from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework import serializers
 
+from accounts.throttling import is_rate_limit_exempt
+
 
 class ErrorSerializer(serializers.Serializer):
     error = serializers.CharField(help_text="Machine-readable code, e.g. `validation_error`.")
@@ -36,14 +38,21 @@ class AutoSchema(SpectacularAutoSchema):
             )
         return responses
 
+    def get_auth(self):
+        # Public endpoints (health, docs) need no key: say so instead of "ApiKeyAuth or None".
+        return [] if self._is_public() else super().get_auth()
+
+    def _is_public(self) -> bool:
+        return all(type(permission).__name__ == "AllowAny" for permission in self.view.get_permissions())
+
     def _can_answer(self, code: str) -> bool:
-        public = not self.view.get_permissions() or all(
-            type(permission).__name__ == "AllowAny" for permission in self.view.get_permissions()
-        )
+        writes = self.method in {"POST", "PUT", "PATCH"}
         if code in {"401", "403"}:
-            return not public
-        if code in {"413", "415"}:
-            return self.method in {"POST", "PUT", "PATCH"}
+            return not self._is_public()
+        if code in {"400", "413", "415"}:
+            return writes
+        if code == "429":
+            return not is_rate_limit_exempt(self.path)
         return True
 
 

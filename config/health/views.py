@@ -83,7 +83,8 @@ class WorkerCheckView(APIView):
         if reason := check_broker():
             raise ServiceUnavailable(f"Cannot send the check: {reason}.")
         started = time.perf_counter()
-        pending = tasks.echo.apply_async(args=[queue], queue=queue)
+        # Expires with the wait: a check nobody answered must not run later on a new worker.
+        pending = tasks.echo.apply_async(args=[queue], queue=queue, expires=timeout)
         try:
             answer = pending.get(timeout=timeout)
         except CeleryTimeout:

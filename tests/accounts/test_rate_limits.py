@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import time
 
 import pytest
 
 from accounts.roles import Role, Tier
+from accounts.throttling import count_request
 from tests.accounts.test_access import assert_error
 from tests.live import live_server, service_env
 
@@ -81,10 +83,36 @@ def test_behind_one_trusted_proxy_only_the_address_it_saw_counts(client, setting
 
 
 @pytest.mark.django_db
-def test_health_probes_are_not_rate_limited(client, settings):
+def test_health_probes_are_not_rate_limited_but_the_worker_check_is(client, settings):
     settings.RATE_LIMIT_PER_IP = (1, HOUR)
+    wait_for_a_fresh_window()
 
-    assert all(client.get("/api/health").status_code == 200 for _ in range(3))
+    probes = [client.get(path).status_code for path in ["/api/health", "/api/health/ready"] * 3]
+    guesses = [client.post("/api/health/worker", HTTP_X_API_KEY="bad").status_code for _ in range(2)]
+
+    assert probes == [200] * 6
+    assert guesses == [401, 429]
+
+
+def _count_in_subprocess(count: int) -> None:
+    from accounts.throttling import count_request
+
+    for _ in range(count):
+        count_request("concurrency-test", "one-client", 10**6, HOUR)
+
+
+def test_counts_from_concurrent_processes_are_not_lost(settings):
+    """The embedded file cache must count atomically, like Redis does."""
+    wait_for_a_fresh_window()
+    context = multiprocessing.get_context("fork")
+    workers = [context.Process(target=_count_in_subprocess, args=(300,)) for _ in range(3)]
+
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=120)
+
+    assert count_request("concurrency-test", "one-client", 10**6, HOUR).count == 901
 
 
 @pytest.mark.integration

@@ -37,7 +37,7 @@ def test_defaults_start_the_embedded_setup():
     assert result.stdout.split() == [
         "django.db.backends.sqlite3",
         "filesystem://",
-        "django.core.cache.backends.filebased.FileBasedCache",
+        "config.cache.LockingFileBasedCache",
     ]
 
 
@@ -49,6 +49,7 @@ def test_defaults_start_the_embedded_setup():
         ("CACHE_URL", "locmem://"),
         ("CACHE_URL", "nosuchcache://x"),
         ("RATE_LIMIT_TIERS", "basic=lots"),
+        ("RATE_LIMIT_TIERS", "standard=600/min,premium=6000/min,unlimited=none"),
         ("RATE_LIMIT_PER_IP", "100 per minute"),
         ("TRUSTED_PROXY_COUNT", "two"),
         ("TRUSTED_PROXY_COUNT", "-1"),

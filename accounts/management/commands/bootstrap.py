@@ -31,7 +31,7 @@ class Command(BaseCommand):
             credentials_file.write_text(f"login: {OWNER_USERNAME}\npassword: {password}\napi key: {raw_key}\n")
             credentials_file.chmod(0o600)
         if credentials_file.exists():
-            self.stdout.write(_banner(options["base_url"], credentials_file.read_text()))
+            self.stdout.write(_banner(options["base_url"], credentials_file.read_text(), credentials_file))
         else:
             self.stdout.write(
                 f"The '{OWNER_USERNAME}' login exists already; its first-run credentials were removed. "
@@ -39,7 +39,7 @@ class Command(BaseCommand):
             )
 
 
-def _banner(base_url: str, credentials: str) -> str:
+def _banner(base_url: str, credentials: str, credentials_path) -> str:
     api_key = credentials.split("api key:")[-1].strip()
     return f"""
 ================================================================================
@@ -52,6 +52,6 @@ def _banner(base_url: str, credentials: str) -> str:
  {credentials.strip().replace(chr(10), chr(10) + " ")}
  First call:
    curl -H "X-API-Key: {api_key}" {base_url}/api/me
- (kept in var/first-run.txt; Ctrl-C stops the web server, worker and beat)
+ (kept in {credentials_path}; Ctrl-C stops the web server, worker and beat)
 ================================================================================
 """

@@ -1,0 +1,39 @@
+"""The embedded setup's shared cache: Django's file cache with atomic counters.
+
+Django's FileBasedCache implements ``add`` and ``incr`` as read-then-write, so two processes
+counting the same rate limit at once lose increments. Holding an exclusive ``flock`` around
+them makes each one atomic across every process on the machine, which is all the embedded
+setup spans (production uses Redis, whose INCR is atomic by itself).
+
+``incr`` rewrites the entry with the default timeout, so settings.py gives this cache a default
+timeout of a day: longer than any rate-limit window, which must not expire early.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from contextlib import contextmanager
+
+from django.core.cache.backends.base import DEFAULT_TIMEOUT
+from django.core.cache.backends.filebased import FileBasedCache
+
+
+class LockingFileBasedCache(FileBasedCache):
+    @contextmanager
+    def _exclusive(self):
+        os.makedirs(self._dir, exist_ok=True)
+        with open(os.path.join(self._dir, ".counters.lock"), "a") as lock_file:
+            fcntl.flock(lock_file, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock_file, fcntl.LOCK_UN)
+
+    def add(self, key, value, timeout=DEFAULT_TIMEOUT, version=None):
+        with self._exclusive():
+            return super().add(key, value, timeout=timeout, version=version)
+
+    def incr(self, key, delta=1, version=None):
+        with self._exclusive():
+            return super().incr(key, delta, version=version)

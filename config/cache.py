@@ -37,3 +37,18 @@ class LockingFileBasedCache(FileBasedCache):
     def incr(self, key, delta=1, version=None):
         with self._exclusive():
             return super().incr(key, delta, version=version)
+
+
+def cache_increment(key: str, amount: int = 1, *, timeout: int) -> int:
+    """Add ``amount`` to a shared counter, creating it with ``timeout``; returns the new value.
+
+    Atomic wherever the cache's add and incr are (Redis, and LockingFileBasedCache above).
+    """
+    from django.core.cache import cache
+
+    try:
+        return cache.incr(key, amount)
+    except ValueError:  # no counter yet
+        if cache.add(key, amount, timeout=timeout):
+            return amount
+        return cache.incr(key, amount)  # another process created it first

@@ -74,6 +74,8 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "django_prometheus",
     "accounts",
+    "predictions",
+    "history",
 ]
 
 MIDDLEWARE = [
@@ -209,7 +211,8 @@ REST_FRAMEWORK = {
     "STRICT_JSON": True,
 }
 
-API_KEY_HEADER = "HTTP_X_API_KEY"
+# Synchronous batches answer within the request; larger inputs go to bulk jobs.
+PREDICTION_BATCH_MAX_ROWS = env_int("PREDICTION_BATCH_MAX_ROWS", 10_000, minimum=1)
 RATE_LIMIT_TIERS = env_rates("RATE_LIMIT_TIERS", "basic=60/min,standard=600/min,premium=6000/min,unlimited=none")
 RATE_LIMIT_PER_IP = env_rate("RATE_LIMIT_PER_IP", "6000/min")
 # Session (browser) users have no key; they are counted per user at this tier.

@@ -13,6 +13,7 @@ api_patterns = [
     re_path(r"^redoc/?$", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
     path("auth/", include("rest_framework.urls")),
     path("", include("accounts.api.urls")),
+    path("", include("predictions.api.urls")),
 ]
 
 urlpatterns = [

@@ -1,0 +1,100 @@
+from __future__ import annotations
+
+from django.contrib import admin, messages
+
+from predictions.models import Dataset, MLModel, ModelVersion, VersionStatus
+from predictions.services import VersionStateError, model_rollback, version_promote
+
+
+class VersionInline(admin.TabularInline):
+    model = ModelVersion
+    fields = ("number", "status", "created_at", "activated_at", "metrics", "training_rows", "created_by")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = True
+    ordering = ("-number",)
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(MLModel)
+class MLModelAdmin(admin.ModelAdmin):
+    list_display = ("slug", "title", "task", "active_version", "serving_error")
+    readonly_fields = ("slug", "title", "task", "serving_error", "serving_error_at", "created_at")
+    inlines = [VersionInline]
+    actions = ["rollback"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("versions")
+
+    @admin.display(description="Active version")
+    def active_version(self, obj: MLModel) -> str:
+        active = [v.number for v in obj.versions.all() if v.status == VersionStatus.ACTIVE]
+        return f"v{active[0]}" if active else "none"
+
+    def has_add_permission(self, request):
+        return False  # one row per catalog model, created by the service
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.action(description="Roll back to the previously active version")
+    def rollback(self, request, queryset):
+        for model in queryset:
+            try:
+                version = model_rollback(model=model)
+            except VersionStateError as exc:
+                self.message_user(request, str(exc), messages.ERROR)
+            else:
+                self.message_user(request, f"{model.slug} now serves v{version.number}.")
+
+
+@admin.register(ModelVersion)
+class ModelVersionAdmin(admin.ModelAdmin):
+    list_display = (
+        "__str__",
+        "status",
+        "created_at",
+        "activated_at",
+        "headline_metrics",
+        "training_rows",
+        "created_by",
+    )
+    list_filter = ("model", "status")
+    list_select_related = ("model",)
+    readonly_fields = [f.name for f in ModelVersion._meta.fields]
+    actions = ["promote"]
+
+    @admin.display(description="Metrics")
+    def headline_metrics(self, obj: ModelVersion) -> str:
+        return ", ".join(f"{name} {value:.3g}" for name, value in list(obj.metrics.items())[:3])
+
+    def has_add_permission(self, request):
+        return False  # versions come from training
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.action(description="Promote to active (serve this version)")
+    def promote(self, request, queryset):
+        if queryset.count() != 1:
+            self.message_user(request, "Select exactly one version to promote.", messages.ERROR)
+            return
+        try:
+            version = version_promote(version=queryset.get())
+        except VersionStateError as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+        else:
+            self.message_user(request, f"{version} is now active.")
+
+
+@admin.register(Dataset)
+class DatasetAdmin(admin.ModelAdmin):
+    list_display = ("name", "model", "file_format", "rows", "invalid_rows", "uploaded_by", "created_at")
+    list_filter = ("model", "file_format")
+    readonly_fields = [f.name for f in Dataset._meta.fields]
+
+    def has_add_permission(self, request):
+        return False  # uploads go through /api/datasets, which validates them

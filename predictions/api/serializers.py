@@ -1,0 +1,153 @@
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from predictions.catalog.base import CatalogModel, Feature
+from predictions.models import Dataset, ModelVersion
+
+
+def _feature_field(feature: Feature) -> serializers.Field:
+    common = {"required": feature.required, "help_text": _describe(feature)}
+    if feature.kind == "category":
+        return serializers.ChoiceField(choices=list(feature.categories), **common)
+    if feature.kind == "boolean":
+        return serializers.BooleanField(**common)
+    bounds = {"min_value": feature.minimum, "max_value": feature.maximum}
+    if feature.kind == "integer":
+        return serializers.IntegerField(**bounds, **common)
+    return serializers.FloatField(**bounds, **common)
+
+
+def _describe(feature: Feature) -> str:
+    unit = f" ({feature.unit})" if feature.unit else ""
+    default = "" if feature.required else f" Optional, default {feature.default!r}."
+    return f"{feature.description}{unit}.{default} Example: {feature.example!r}."
+
+
+def features_serializer(spec: CatalogModel) -> type[serializers.Serializer]:
+    """An OpenAPI description of the model's inputs, generated from its feature schema.
+
+    It documents; validation itself runs through predictions.catalog.validation, which is
+    fast enough for 10,000-row batches.
+    """
+    fields = {feature.name: _feature_field(feature) for feature in spec.features}
+    name = "".join(part.title() for part in spec.slug.split("-")) + "Features"
+    return type(name, (serializers.Serializer,), fields)
+
+
+def prediction_request_serializers(spec: CatalogModel) -> tuple[type, type, type, type]:
+    """Request and response serializers for one model's single and batch endpoints."""
+    prefix = "".join(part.title() for part in spec.slug.split("-"))
+    features = features_serializer(spec)
+    single = type(
+        f"{prefix}PredictionRequest",
+        (serializers.Serializer,),
+        {
+            "features": features(),
+            "entity_id": serializers.CharField(
+                required=False, max_length=120, help_text=f"Your id for the {spec.entity_label}; kept in history."
+            ),
+        },
+    )
+    row = type(f"{prefix}BatchRow", (single,), {})
+    batch = type(
+        f"{prefix}BatchRequest",
+        (serializers.Serializer,),
+        {
+            "rows": row(many=True),
+            "partial": serializers.BooleanField(
+                default=False, help_text="Answer the valid rows even if some are invalid (they are reported by index)."
+            ),
+        },
+    )
+    single_answer = type(
+        f"{prefix}Prediction",
+        (serializers.Serializer,),
+        {
+            "prediction_id": serializers.IntegerField(),
+            "model": serializers.CharField(),
+            "version": serializers.IntegerField(),
+            "correlation_id": serializers.CharField(),
+            "entity_id": serializers.CharField(allow_blank=True),
+            "prediction": serializers.DictField(help_text=spec.summary),
+        },
+    )
+    return single, batch, single_answer, features
+
+
+class BatchResultSerializer(serializers.Serializer):
+    index = serializers.IntegerField()
+    prediction_id = serializers.IntegerField()
+    entity_id = serializers.CharField(allow_blank=True)
+    prediction = serializers.DictField()
+
+
+class BatchErrorSerializer(serializers.Serializer):
+    index = serializers.IntegerField()
+    errors = serializers.DictField(child=serializers.CharField())
+
+
+class BatchAnswerSerializer(serializers.Serializer):
+    model = serializers.CharField()
+    version = serializers.IntegerField()
+    correlation_id = serializers.CharField()
+    count = serializers.IntegerField()
+    results = BatchResultSerializer(many=True)
+    errors = BatchErrorSerializer(many=True)
+
+
+class VersionSerializer(serializers.ModelSerializer):
+    model = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    trained_at = serializers.DateTimeField(source="created_at")
+
+    class Meta:
+        model = ModelVersion
+        fields = [
+            "model",
+            "number",
+            "status",
+            "trained_at",
+            "activated_at",
+            "metrics",
+            "params",
+            "sha256",
+            "artifact_bytes",
+            "training_rows",
+            "training_data_digest",
+            "dataset",
+            "training_seconds",
+            "created_by",
+        ]
+        read_only_fields = fields
+
+
+class PromoteSerializer(serializers.Serializer):
+    version = serializers.IntegerField(min_value=1, help_text="The version number to serve.")
+
+
+class DatasetSerializer(serializers.ModelSerializer):
+    model = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    uploaded_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = Dataset
+        fields = [
+            "id",
+            "model",
+            "name",
+            "file_format",
+            "sha256",
+            "size_bytes",
+            "rows",
+            "invalid_rows",
+            "errors",
+            "uploaded_by",
+            "created_at",
+        ]
+        read_only_fields = fields
+
+
+class DatasetUploadSerializer(serializers.Serializer):
+    model = serializers.SlugField(help_text="The model this dataset trains.")
+    name = serializers.CharField(max_length=120)
+    file = serializers.FileField(help_text="CSV (header row) or Parquet: the features and the target column.")

@@ -26,6 +26,7 @@ install: $(STAMP)
 run: install
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
+	$(BIN)/python manage.py train_models --if-none-active
 	$(BIN)/python manage.py bootstrap --base-url http://$(HOST):$(PORT)
 	rm -rf var/prometheus && mkdir -p var/prometheus
 	$(BIN)/honcho start --procfile Procfile.dev

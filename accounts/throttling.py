@@ -16,11 +16,11 @@ import time
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.core.cache import cache
 from rest_framework.throttling import BaseThrottle
 
 from accounts.models import APIKey
 from config.api.errors import error_response
+from config.cache import cache_increment
 
 # Probes and scrapers call these all day from one address. Exact paths: other endpoints under
 # /api/health (the worker check) take a key and are counted like any other.
@@ -57,10 +57,7 @@ def count_request(scope: str, ident: str, limit: int, period: int) -> RateLimitS
     now = int(time.time())
     window_start = now - now % period
     key = f"ratelimit:{scope}:{ident}:{window_start}"
-    try:
-        count = cache.incr(key)
-    except ValueError:  # first request of the window
-        count = 1 if cache.add(key, 1, timeout=period + 1) else cache.incr(key)
+    count = cache_increment(key, timeout=period + 1)
     return RateLimitState(limit=limit, count=count, reset_at=window_start + period)
 
 

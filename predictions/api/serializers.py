@@ -151,3 +151,61 @@ class DatasetUploadSerializer(serializers.Serializer):
     model = serializers.SlugField(help_text="The model this dataset trains.")
     name = serializers.CharField(max_length=120)
     file = serializers.FileField(help_text="CSV (header row) or Parquet: the features and the target column.")
+
+
+class VersionBriefSerializer(serializers.Serializer):
+    number = serializers.IntegerField()
+    trained_at = serializers.DateTimeField()
+    activated_at = serializers.DateTimeField(allow_null=True)
+    metrics = serializers.DictField(child=serializers.FloatField())
+    training_rows = serializers.IntegerField()
+
+
+class ModelSummarySerializer(serializers.Serializer):
+    slug = serializers.CharField()
+    title = serializers.CharField()
+    task = serializers.CharField()
+    summary = serializers.CharField()
+    active_version = VersionBriefSerializer(allow_null=True)
+    serving_error = serializers.CharField(allow_null=True)
+    endpoints = serializers.DictField(child=serializers.CharField())
+
+
+class FeatureSchemaSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    kind = serializers.ChoiceField(choices=["number", "integer", "category", "boolean"])
+    description = serializers.CharField()
+    example = serializers.JSONField()
+    unit = serializers.CharField(allow_null=True)
+    minimum = serializers.FloatField(allow_null=True)
+    maximum = serializers.FloatField(allow_null=True)
+    categories = serializers.ListField(child=serializers.CharField())
+    required = serializers.BooleanField()
+    default = serializers.JSONField(allow_null=True)
+
+
+class ModelSchemaSerializer(serializers.Serializer):
+    features = FeatureSchemaSerializer(many=True)
+    target = serializers.DictField(allow_null=True)
+    main_score = serializers.CharField(help_text="The answer key recorded as history's main score.")
+    entity = serializers.CharField()
+    example_request = serializers.DictField()
+
+
+class ModelInfoSerializer(ModelSummarySerializer):
+    schema = ModelSchemaSerializer()
+
+
+class ModelHealthSerializer(serializers.Serializer):
+    slug = serializers.CharField()
+    status = serializers.ChoiceField(choices=["green", "amber", "red"])
+    active_version = serializers.IntegerField(allow_null=True)
+    artifact_verified = serializers.BooleanField(help_text="The active artifact matches its sha256, checked now.")
+    artifact_problem = serializers.CharField(allow_null=True)
+    serving_error = serializers.CharField(allow_null=True, help_text="Why a process refused the active version.")
+    serving_error_at = serializers.DateTimeField(allow_null=True)
+    loaded_in_this_process = serializers.IntegerField(allow_null=True)
+    last_prediction_at = serializers.DateTimeField(allow_null=True)
+    recent_requests = serializers.IntegerField(help_text="Prediction requests over the last one to two hours.")
+    recent_errors = serializers.IntegerField()
+    recent_error_rate = serializers.FloatField()

@@ -4,8 +4,8 @@ from typing import Any
 
 from django.conf import settings
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiExample, extend_schema
-from rest_framework import generics, serializers, status
+from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_view
+from rest_framework import generics, status
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -135,22 +135,26 @@ def prediction_views(spec: CatalogModel) -> tuple[type[APIView], type[APIView]]:
     single, batch, single_answer, _ = api.prediction_request_serializers(spec)
     example = {"features": spec.example_row(), "entity_id": f"{spec.entity_label.replace(' ', '-')}-1042"}
     tag = f"predict: {spec.slug}"
-    single_view = extend_schema(
-        operation_id=f"predict_{spec.slug.replace('-', '_')}",
-        summary=f"{spec.title}: one prediction",
-        description=spec.summary,
-        tags=[tag],
-        request=single,
-        responses={200: single_answer},
-        examples=[OpenApiExample("example", value=example, request_only=True)],
+    single_view = extend_schema_view(
+        post=extend_schema(
+            operation_id=f"predict_{spec.slug.replace('-', '_')}",
+            summary=f"{spec.title}: one prediction",
+            description=spec.summary,
+            tags=[tag],
+            request=single,
+            responses={200: single_answer},
+            examples=[OpenApiExample("example", value=example, request_only=True)],
+        )
     )(type(f"{single.__name__}View", (_PredictView,), {"spec": spec}))
-    batch_view = extend_schema(
-        operation_id=f"predict_{spec.slug.replace('-', '_')}_batch",
-        summary=f"{spec.title}: a batch of up to {settings.PREDICTION_BATCH_MAX_ROWS} rows",
-        tags=[tag],
-        request=batch,
-        responses={200: api.BatchAnswerSerializer},
-        examples=[OpenApiExample("example", value={"rows": [example], "partial": False}, request_only=True)],
+    batch_view = extend_schema_view(
+        post=extend_schema(
+            operation_id=f"predict_{spec.slug.replace('-', '_')}_batch",
+            summary=f"{spec.title}: a batch of up to {settings.PREDICTION_BATCH_MAX_ROWS} rows",
+            tags=[tag],
+            request=batch,
+            responses={200: api.BatchAnswerSerializer},
+            examples=[OpenApiExample("example", value={"rows": [example], "partial": False}, request_only=True)],
+        )
     )(type(f"{batch.__name__}View", (_BatchView,), {"spec": spec}))
     return single_view, batch_view
 
@@ -165,7 +169,7 @@ def _mlmodel(slug: str) -> MLModel:
 class ModelListView(APIView):
     permission_classes = [IsViewer]
 
-    @extend_schema(tags=["models"], responses=serializers.ListSerializer(child=serializers.DictField()))
+    @extend_schema(tags=["models"], responses=api.ModelSummarySerializer(many=True))
     def get(self, request):
         return Response([model_summary(model, version) for model, version in models_with_active_versions()])
 
@@ -173,7 +177,7 @@ class ModelListView(APIView):
 class ModelInfoView(APIView):
     permission_classes = [IsViewer]
 
-    @extend_schema(tags=["models"], responses=serializers.DictField())
+    @extend_schema(tags=["models"], responses=api.ModelInfoSerializer)
     def get(self, request, slug: str):
         return Response(model_info(_mlmodel(slug), get_catalog_model(slug)))
 
@@ -181,7 +185,7 @@ class ModelInfoView(APIView):
 class ModelHealthView(APIView):
     permission_classes = [IsViewer]
 
-    @extend_schema(tags=["models"], responses=serializers.DictField())
+    @extend_schema(tags=["models"], responses=api.ModelHealthSerializer)
     def get(self, request, slug: str):
         return Response(model_health(_mlmodel(slug)))
 

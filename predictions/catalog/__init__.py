@@ -6,7 +6,7 @@ from importlib import import_module
 
 from predictions.catalog.base import CatalogModel
 
-_MODULES = ("profitability", "churn", "revenue_leak", "pricing")
+_MODULES = ("profitability", "churn", "revenue_leak", "pricing", "budget", "demand", "anomaly")
 
 CATALOG: dict[str, CatalogModel] = {
     model.slug: model for model in (import_module(f"predictions.catalog.{name}").MODEL for name in _MODULES)

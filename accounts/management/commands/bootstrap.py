@@ -50,8 +50,10 @@ def _banner(base_url: str, credentials: str, credentials_path) -> str:
    Readiness              {base_url}/api/health/ready
    Metrics                {base_url}/metrics
  {credentials.strip().replace(chr(10), chr(10) + " ")}
- First call:
+ First calls:
    curl -H "X-API-Key: {api_key}" {base_url}/api/me
+   curl -H "X-API-Key: {api_key}" {base_url}/api/models
+   curl -H "X-API-Key: {api_key}" {base_url}/api/models/churn/info   (schema and example request)
  (kept in {credentials_path}; Ctrl-C stops the web server, worker and beat)
 ================================================================================
 """

@@ -1,0 +1,221 @@
+"""Prediction serving benchmark: the full stack against the plain model call, per model.
+
+    .venv/bin/python bench/predict_bench.py                       # embedded SQLite + file cache
+    .venv/bin/python bench/predict_bench.py --postgres --redis    # PostgreSQL + Redis on 127.0.0.1
+
+It trains the seven models into a scratch folder, starts gunicorn (2 workers, native thread
+pools pinned to one thread), and measures for each model:
+- the plain call in this process: the catalog's ``predict`` on one row, and on 10,000 rows;
+- single predictions through HTTP (auth, rate limit, validation, prediction, history record)
+  with wrk at concurrency 8: requests/s and latency percentiles;
+- ``/batch`` with 10,000 rows, history included: rows/s;
+- the peak RSS (VmHWM) of each web worker with all seven models loaded.
+Prints a Markdown table; results stand in bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+PYTHON = sys.executable
+BIN = Path(PYTHON).parent
+
+
+def run(args: list[str], env: dict[str, str]) -> str:
+    return subprocess.run(args, cwd=ROOT, env=env, check=True, capture_output=True, text=True).stdout
+
+
+def prepare(env: dict[str, str]) -> str:
+    run([PYTHON, "manage.py", "migrate", "--noinput"], env)
+    run([PYTHON, "manage.py", "train_models", "--if-none-active"], env)
+    script = (
+        "import django; django.setup();"
+        "from accounts.services import user_ensure, api_key_create;"
+        "u,_=user_ensure(username='bench', role='predictor');"
+        "print(api_key_create(user=u, name='bench', role='predictor', tier='unlimited')[1])"
+    )
+    return run([PYTHON, "-c", script], env).strip()
+
+
+def plain_calls(env: dict[str, str]) -> dict[str, dict[str, float]]:
+    """One-row and 10,000-row latency of the catalog predict call, in this process."""
+    os.environ.update(env)
+    import django
+
+    django.setup()
+    from predictions.catalog import CATALOG
+    from predictions.serving import registry
+
+    results = {}
+    for slug, spec in CATALOG.items():
+        artifact = registry.get(slug).artifact
+        one = spec.feature_frame([spec.example_row()])
+        many = spec.generate(10_000, seed=99)[spec.feature_names()]
+        one_row = []
+        for _ in range(300):
+            started = time.perf_counter()
+            spec.predict(artifact, one)
+            one_row.append((time.perf_counter() - started) * 1000)
+        started = time.perf_counter()
+        spec.predict(artifact, many)
+        results[slug] = {
+            "one_row_ms": statistics.median(one_row[50:]),
+            "rows_per_s": 10_000 / (time.perf_counter() - started),
+        }
+    return results
+
+
+def start_server(env: dict[str, str], port: int) -> subprocess.Popen:
+    server = subprocess.Popen(
+        [
+            str(BIN / "gunicorn"),
+            "config.wsgi",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            "2",
+            "--access-logfile",
+            "/dev/null",
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env={**env, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "LOG_LEVEL": "WARNING"},
+    )
+    for _ in range(100):
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=1)
+            return server
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError("gunicorn did not start")
+
+
+def wrk_single(port: int, key: str, slug: str, body: dict, seconds: int, folder: Path) -> dict[str, float]:
+    script = folder / f"{slug}.lua"
+    script.write_text(
+        'wrk.method = "POST"\n'
+        f"wrk.body = {json.dumps(json.dumps(body))}\n"
+        'wrk.headers["Content-Type"] = "application/json"\n'
+        f'wrk.headers["X-API-Key"] = "{key}"\n'
+        "done = function(summary, latency, requests)\n"
+        '  io.write(string.format("non2xx %d\\n", summary.errors.status))\n'
+        "end\n"
+    )
+    out = subprocess.run(
+        ["wrk", "-t2", "-c8", f"-d{seconds}s", "--latency", "-s", str(script), f"http://127.0.0.1:{port}/api/{slug}"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    percent = {p: _ms(re.search(rf"^\s+{p}%\s+(\S+)", out, re.M).group(1)) for p in ("50", "99")}
+    return {
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+        "p50_ms": percent["50"],
+        "p99_ms": percent["99"],
+        "non2xx": int(re.search(r"non2xx (\d+)", out).group(1)),
+    }
+
+
+def _ms(value: str) -> float:
+    number, unit = re.match(r"([\d.]+)(us|ms|s)", value).groups()
+    return float(number) * {"us": 0.001, "ms": 1, "s": 1000}[unit]
+
+
+def batch_rows_per_s(port: int, key: str, slug: str, rows: list[dict], repeats: int = 3) -> float:
+    body = json.dumps({"rows": [{"features": row} for row in rows]}).encode()
+    timings = []
+    for _ in range(repeats):
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/api/{slug}/batch",
+            data=body,
+            method="POST",
+            headers={"Content-Type": "application/json", "X-API-Key": key},
+        )
+        started = time.perf_counter()
+        with urllib.request.urlopen(request, timeout=300) as answer:  # noqa: S310
+            assert answer.status == 200
+            answer.read()
+        timings.append(time.perf_counter() - started)
+    return len(rows) / statistics.median(timings)
+
+
+def worker_peak_rss_mb(server: subprocess.Popen) -> list[float]:
+    children = Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text().split()
+    peaks = []
+    for pid in children:
+        status = Path(f"/proc/{pid}/status").read_text()
+        peaks.append(int(re.search(r"VmHWM:\s+(\d+)", status).group(1)) / 1024)
+    return peaks
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument(
+        "--postgres", action="store_true", help="Use PostgreSQL on 127.0.0.1 (database modelops_bench)."
+    )
+    parser.add_argument("--redis", action="store_true", help="Use Redis on 127.0.0.1 for cache and broker.")
+    parser.add_argument("--seconds", type=int, default=10, help="wrk duration per model.")
+    parser.add_argument("--port", type=int, default=8790)
+    args = parser.parse_args()
+
+    scratch = Path(tempfile.mkdtemp(prefix="modelops-bench-"))
+    env = {
+        **os.environ,
+        "VAR_DIR": str(scratch),
+        "RATE_LIMIT_PER_IP": "none",
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+    }
+    if args.postgres:
+        subprocess.run(["dropdb", "-h", "127.0.0.1", "-U", "postgres", "--if-exists", "modelops_bench"], check=True)
+        subprocess.run(["createdb", "-h", "127.0.0.1", "-U", "postgres", "modelops_bench"], check=True)
+        env["DATABASE_URL"] = "postgres://postgres@127.0.0.1:5432/modelops_bench"
+    if args.redis:
+        env["CACHE_URL"] = "redis://127.0.0.1:6379/12"
+        env["CELERY_BROKER_URL"] = "redis://127.0.0.1:6379/11"
+    key = prepare(env)
+    plain = plain_calls(env)
+
+    from predictions.catalog import CATALOG
+
+    server = start_server(env, args.port)
+    try:
+        rows = []
+        for slug, spec in CATALOG.items():
+            single = wrk_single(args.port, key, slug, {"features": spec.example_row()}, args.seconds, scratch)
+            batch = spec.generate(10_000, seed=7)[spec.feature_names()].to_dict("records")
+            rows.append((slug, plain[slug], single, batch_rows_per_s(args.port, key, slug, batch)))
+        peaks = worker_peak_rss_mb(server)
+    finally:
+        server.terminate()
+        server.wait()
+
+    backend = f"{'PostgreSQL' if args.postgres else 'SQLite'} + {'Redis' if args.redis else 'file cache'}"
+    print(f"\n{backend}, gunicorn 2 workers, wrk -t2 -c8 -d{args.seconds}s, batch of 10,000 rows\n")
+    print(
+        "| model | plain predict, 1 row (ms) | plain predict, rows/s | HTTP single req/s "
+        "| p50 ms | p99 ms | non-2xx | HTTP batch rows/s |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for slug, p, s, b in rows:
+        print(
+            f"| {slug} | {p['one_row_ms']:.2f} | {p['rows_per_s']:,.0f} | {s['rps']:,.0f} | {s['p50_ms']:.1f} "
+            f"| {s['p99_ms']:.1f} | {s['non2xx']} | {b:,.0f} |"
+        )
+    print(f"\nPeak RSS per web worker, all seven models loaded: {', '.join(f'{p:.0f} MB' for p in peaks)}")
+
+
+if __name__ == "__main__":
+    main()

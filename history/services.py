@@ -1,10 +1,22 @@
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from django.db import connection, transaction
+
 from history.models import PredictionRecord
+
+# Below this many rows the ORM's INSERT ... RETURNING is the cheapest (one round trip); above
+# it, the ORM's per-object work dominates and the bulk writers below are 5-10x faster.
+BULK_WRITE_MIN_ROWS = 50
+
+_COLUMNS = (
+    "id", "model_id", "version_id", "created_at", "source", "correlation_id", "api_key_prefix",
+    "entity_id", "features", "output", "main_score", "latency_ms",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -28,7 +40,25 @@ def prediction_records_create(
     main_scores: list[float | None],
     latency_ms: float,
 ) -> list[int]:
-    """Record predictions in one INSERT; returns their ids in order."""
+    """Record predictions; returns their ids in order. All rows are written, or none."""
+    if len(features) < BULK_WRITE_MIN_ROWS:
+        return _create_with_orm(context, features, outputs, entity_ids, main_scores, latency_ms)
+    created_at = connection.ops.adapt_datetimefield_value(context.created_at)
+    shared = (context.model_id, context.version_id, created_at, context.source, context.correlation_id,
+              context.api_key_prefix)  # fmt: skip
+    with transaction.atomic():
+        ids = _reserve_ids(len(features))
+        rows = [
+            (record_id, *shared, entity_id, _json(row), _json(output), score, latency_ms)
+            for record_id, row, output, entity_id, score in zip(
+                ids, features, outputs, entity_ids, main_scores, strict=True
+            )
+        ]
+        _write_rows(rows)
+    return ids
+
+
+def _create_with_orm(context, features, outputs, entity_ids, main_scores, latency_ms) -> list[int]:
     records = [
         PredictionRecord(
             model_id=context.model_id,
@@ -45,5 +75,46 @@ def prediction_records_create(
         )
         for row, output, entity_id, score in zip(features, outputs, entity_ids, main_scores, strict=True)
     ]
-    created = PredictionRecord.objects.bulk_create(records, batch_size=2000)
-    return [record.pk for record in created]
+    if len(records) == 1:  # a plain INSERT in autocommit: one round trip, no BEGIN/COMMIT
+        records[0].save(force_insert=True)
+        return [records[0].pk]
+    return [record.pk for record in PredictionRecord.objects.bulk_create(records)]
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
+def _reserve_ids(count: int) -> list[int]:
+    """Take ``count`` ids the table's own id generator will never hand out again.
+
+    Called inside the writing transaction. PostgreSQL: from the identity sequence (shared
+    safely by concurrent writers). SQLite: after the table's AUTOINCREMENT high-water mark,
+    which is safe because SQLite transactions here take the write lock at BEGIN (IMMEDIATE).
+    """
+    table = PredictionRecord._meta.db_table
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)", [table, count]
+            )
+            return [row[0] for row in cursor.fetchall()]
+        cursor.execute("SELECT seq FROM sqlite_sequence WHERE name = %s", [table])
+        found = cursor.fetchone()
+        cursor.execute("SELECT COALESCE(MAX(id), 0) FROM " + connection.ops.quote_name(table))  # noqa: S608
+        start = max(found[0] if found else 0, cursor.fetchone()[0]) + 1
+        return list(range(start, start + count))
+
+
+def _write_rows(rows: list[tuple]) -> None:
+    """PostgreSQL: COPY (about 4x a multi-row INSERT). SQLite: executemany of one INSERT."""
+    table = connection.ops.quote_name(PredictionRecord._meta.db_table)
+    columns = ", ".join(connection.ops.quote_name(name) for name in _COLUMNS)
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            with cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+            return
+        placeholders = ", ".join(["%s"] * len(_COLUMNS))
+        cursor.executemany(f"INSERT INTO {table} ({columns}) VALUES ({placeholders})", rows)  # noqa: S608

@@ -6,9 +6,14 @@ from predictions.models import Dataset, MLModel, ModelVersion, VersionStatus
 from predictions.services import VersionStateError, model_rollback, version_promote
 
 
+def format_metrics(metrics: dict, limit: int | None = None) -> str:
+    items = list(metrics.items())[:limit]
+    return ", ".join(f"{name} {value:.3g}" for name, value in items)
+
+
 class VersionInline(admin.TabularInline):
     model = ModelVersion
-    fields = ("number", "status", "created_at", "activated_at", "metrics", "training_rows", "created_by")
+    fields = ("number", "status", "created_at", "activated_at", "holdout_metrics", "training_rows", "created_by")
     readonly_fields = fields
     extra = 0
     can_delete = False
@@ -17,6 +22,10 @@ class VersionInline(admin.TabularInline):
 
     def has_add_permission(self, request, obj=None):
         return False
+
+    @admin.display(description="Holdout metrics")
+    def holdout_metrics(self, obj: ModelVersion) -> str:
+        return format_metrics(obj.metrics)
 
 
 @admin.register(MLModel)
@@ -69,7 +78,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
 
     @admin.display(description="Metrics")
     def headline_metrics(self, obj: ModelVersion) -> str:
-        return ", ".join(f"{name} {value:.3g}" for name, value in list(obj.metrics.items())[:3])
+        return format_metrics(obj.metrics, limit=3)
 
     def has_add_permission(self, request):
         return False  # versions come from training

@@ -93,3 +93,17 @@ def _verify(version: ModelVersion | None) -> tuple[bool, str | None]:
     except ArtifactError as exc:
         return False, str(exc)
     return True, None
+
+
+def active_artifact_problems() -> dict[str, str]:
+    """Models whose active artifact fails verification right now, with the reason."""
+    problems = {}
+    for version in (
+        ModelVersion.objects.filter(status="active")
+        .select_related("model")
+        .only("artifact_path", "sha256", "model__slug")
+    ):
+        verified, problem = _verify(version)
+        if not verified:
+            problems[version.model.slug] = problem
+    return problems

@@ -6,7 +6,7 @@ import uuid
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import connection
+from django.db import DatabaseError, connection
 from kombu import Connection
 
 # A readiness probe must answer fast even when a dependency hangs.
@@ -47,7 +47,25 @@ def check_cache() -> str | None:
     return None if answered == "ok" else "cache does not keep values"
 
 
-READINESS_CHECKS = {"database": check_database, "broker": check_broker, "cache": check_cache}
+def check_artifacts() -> str | None:
+    """Every active model version's artifact is present and matches its sha256."""
+    from predictions.status import active_artifact_problems
+
+    try:
+        problems = active_artifact_problems()
+    except DatabaseError:
+        return None  # cannot be checked; the database check reports the cause
+    if problems:
+        return "artifacts refused for " + "; ".join(f"{slug}: {why}" for slug, why in sorted(problems.items()))
+    return None
+
+
+READINESS_CHECKS = {
+    "database": check_database,
+    "broker": check_broker,
+    "cache": check_cache,
+    "artifacts": check_artifacts,
+}
 
 
 def run_readiness_checks() -> dict[str, str | None]:

@@ -13,7 +13,7 @@ from accounts.permissions import IsOperator
 from config.api.errors import error_response
 from config.api.exceptions import ServiceUnavailable
 from config.health import tasks
-from config.health.checks import check_broker, run_readiness_checks
+from config.health.checks import READINESS_CHECKS, check_broker, run_readiness_checks
 
 QUEUES = ["default", "predictions", "training"]
 
@@ -31,7 +31,7 @@ class LiveView(APIView):
 
 
 class ReadyView(APIView):
-    """Readiness: database, broker and cache answer. 503 names each part that does not."""
+    """Readiness: database, broker and cache answer, active model artifacts verify. 503 names each part that fails."""
 
     authentication_classes: list = []
     permission_classes = [AllowAny]
@@ -51,7 +51,7 @@ class ReadyView(APIView):
             return error_response(
                 503, f"Not ready: {', '.join(failures.values())}.", code="not_ready", details=failures
             )
-        return Response({"status": "ready", "checks": {name: "ok" for name in ("database", "broker", "cache")}})
+        return Response({"status": "ready", "checks": {name: "ok" for name in READINESS_CHECKS}})
 
 
 class WorkerCheckRequestSerializer(serializers.Serializer):

@@ -19,11 +19,24 @@ def test_liveness_needs_nothing(client):
 
 
 @pytest.mark.django_db
-def test_readiness_checks_database_broker_and_cache(client):
+def test_readiness_checks_database_broker_cache_and_artifacts(client):
     response = client.get("/api/health/ready/")
 
     assert response.status_code == 200
-    assert response.json()["checks"] == {"database": "ok", "broker": "ok", "cache": "ok"}
+    assert response.json()["checks"] == {"database": "ok", "broker": "ok", "cache": "ok", "artifacts": "ok"}
+
+
+@pytest.mark.django_db
+def test_readiness_fails_when_an_active_artifact_is_tampered(client, train):
+    from predictions.artifacts import artifact_path
+
+    version = train("churn")
+    artifact_path(version.artifact_path).write_bytes(b"not the trained model")
+
+    body = assert_error(client.get("/api/health/ready"), 503, "not_ready")
+
+    assert "artifacts refused for churn" in body["message"]
+    assert "does not match its recorded sha256" in body["details"]["artifacts"]
 
 
 @pytest.mark.integration

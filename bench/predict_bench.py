@@ -49,7 +49,7 @@ def prepare(env: dict[str, str]) -> str:
     return run([PYTHON, "-c", script], env).strip()
 
 
-def plain_calls(env: dict[str, str]) -> dict[str, dict[str, float]]:
+def plain_calls(env: dict[str, str], only: list[str] | None) -> dict[str, dict[str, float]]:
     """One-row and 10,000-row latency of the catalog predict call, in this process."""
     os.environ.update(env)
     import django
@@ -60,6 +60,8 @@ def plain_calls(env: dict[str, str]) -> dict[str, dict[str, float]]:
 
     results = {}
     for slug, spec in CATALOG.items():
+        if only and slug not in only:
+            continue
         artifact = registry.get(slug).artifact
         one = spec.feature_frame([spec.example_row()])
         many = spec.generate(10_000, seed=99)[spec.feature_names()]
@@ -77,7 +79,7 @@ def plain_calls(env: dict[str, str]) -> dict[str, dict[str, float]]:
     return results
 
 
-def start_server(env: dict[str, str], port: int) -> subprocess.Popen:
+def start_server(env: dict[str, str], port: int, workers: int) -> subprocess.Popen:
     server = subprocess.Popen(
         [
             str(BIN / "gunicorn"),
@@ -85,7 +87,7 @@ def start_server(env: dict[str, str], port: int) -> subprocess.Popen:
             "--bind",
             f"127.0.0.1:{port}",
             "--workers",
-            "2",
+            str(workers),
             "--access-logfile",
             "/dev/null",
             "--log-level",
@@ -169,6 +171,8 @@ def main() -> None:
     parser.add_argument("--redis", action="store_true", help="Use Redis on 127.0.0.1 for cache and broker.")
     parser.add_argument("--seconds", type=int, default=10, help="wrk duration per model.")
     parser.add_argument("--port", type=int, default=8790)
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes.")
+    parser.add_argument("--models", nargs="*", help="Only these slugs (default: all seven).")
     args = parser.parse_args()
 
     scratch = Path(tempfile.mkdtemp(prefix="modelops-bench-"))
@@ -186,14 +190,16 @@ def main() -> None:
         env["CACHE_URL"] = "redis://127.0.0.1:6379/12"
         env["CELERY_BROKER_URL"] = "redis://127.0.0.1:6379/11"
     key = prepare(env)
-    plain = plain_calls(env)
+    plain = plain_calls(env, args.models)
 
     from predictions.catalog import CATALOG
 
-    server = start_server(env, args.port)
+    server = start_server(env, args.port, args.workers)
     try:
         rows = []
         for slug, spec in CATALOG.items():
+            if args.models and slug not in args.models:
+                continue
             single = wrk_single(args.port, key, slug, {"features": spec.example_row()}, args.seconds, scratch)
             batch = spec.generate(10_000, seed=7)[spec.feature_names()].to_dict("records")
             rows.append((slug, plain[slug], single, batch_rows_per_s(args.port, key, slug, batch)))
@@ -203,7 +209,7 @@ def main() -> None:
         server.wait()
 
     backend = f"{'PostgreSQL' if args.postgres else 'SQLite'} + {'Redis' if args.redis else 'file cache'}"
-    print(f"\n{backend}, gunicorn 2 workers, wrk -t2 -c8 -d{args.seconds}s, batch of 10,000 rows\n")
+    print(f"\n{backend}, gunicorn {args.workers} workers, wrk -t2 -c8 -d{args.seconds}s, batch of 10,000 rows\n")
     print(
         "| model | plain predict, 1 row (ms) | plain predict, rows/s | HTTP single req/s "
         "| p50 ms | p99 ms | non-2xx | HTTP batch rows/s |"

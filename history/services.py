@@ -1,10 +1,10 @@
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import orjson
 from django.db import connection, transaction
 
 from history.models import PredictionRecord
@@ -82,7 +82,7 @@ def _create_with_orm(context, features, outputs, entity_ids, main_scores, latenc
 
 
 def _json(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"))
+    return orjson.dumps(value).decode()
 
 
 def _reserve_ids(count: int) -> list[int]:

@@ -119,6 +119,16 @@ class ModelOpsClient:
         return json.loads(payload) if payload else None
 
 
+def predict(client: ModelOpsClient, slug: str, features: dict[str, Any], entity_id: str = "") -> dict[str, Any]:
+    """One prediction; the answer holds prediction, version, prediction_id and correlation_id."""
+    return client.post(f"/api/{slug}", {"features": features, "entity_id": entity_id})
+
+
+def predict_batch(client: ModelOpsClient, slug: str, rows: list[dict[str, Any]], partial: bool = False) -> dict:
+    """Up to 10,000 rows of features at once, answered in order."""
+    return client.post(f"/api/{slug}/batch", {"rows": [{"features": row} for row in rows], "partial": partial})
+
+
 def _error_from_response(exc: urllib.error.HTTPError) -> ModelOpsError:
     """Turn an HTTP error answer into ModelOpsError, from the error body when there is one."""
     raw = exc.read()
@@ -152,6 +162,9 @@ def main() -> int:
         print(json.dumps(client.get("/api/me"), indent=2))
         print("GET /api/health/ready")
         print(json.dumps(client.get("/api/health/ready"), indent=2))
+        example = client.get("/api/models/churn/info")["schema"]["example_request"]["features"]
+        print("POST /api/churn with the documented example")
+        print(json.dumps(predict(client, "churn", example, entity_id="client-1042"), indent=2))
     except ModelOpsError as exc:
         print(f"Error {exc.status_code} {exc.error}: {exc.message}", file=sys.stderr)
         if exc.details:

@@ -52,7 +52,7 @@ IsolationForest ranked far fewer true anomalies in its top k (precision ~0.4 aga
 and costs milliseconds per row; minimum-covariance-determinant subsets collapse on the many
 zero and integer values of timesheets (singular covariance), and the reweighted full-data
 variant scored lower (~0.7). ``predict`` evaluates the fitted transformers with numpy
-(``_encode``, held equal to scikit-learn by a test).
+(``fast.encode``, held equal to scikit-learn by a test).
 """
 
 from __future__ import annotations
@@ -67,6 +67,7 @@ from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
+from predictions.catalog import fast
 from predictions.catalog.base import CatalogModel, Feature
 
 SENIORITY_RATES = np.array([70.0, 100.0, 140.0, 190.0, 280.0])
@@ -326,7 +327,7 @@ class AnomalyModel(CatalogModel):
 
     def fit(self, frame: pd.DataFrame, seed: int = 0) -> dict[str, Any]:
         names = self.feature_names()
-        inputs = pd.DataFrame(_derived(_columns(frame, names)))
+        inputs = pd.DataFrame(_derived(fast.frame_columns(frame, names, dtype=np.float64)))
         pipeline = self._pipeline().fit(inputs)
         columns = [name.split("__", 1)[1] for name in pipeline.named_steps["preprocess"].get_feature_names_out()]
         artifact = {
@@ -335,8 +336,8 @@ class AnomalyModel(CatalogModel):
             "columns": columns,
             "expected_contamination": EXPECTED_CONTAMINATION,
         }
-        x = _derived(_columns(frame, names))
-        encoded = _encode(pipeline.named_steps["preprocess"], x)
+        x = _derived(fast.frame_columns(frame, names, dtype=np.float64))
+        encoded = fast.encode(pipeline.named_steps["preprocess"], x)
         distance = _distance(artifact, encoded)
         # The flag threshold: the distance the expected share of training weeks exceeds.
         artifact["threshold"] = float(np.quantile(distance, 1.0 - EXPECTED_CONTAMINATION))
@@ -350,8 +351,8 @@ class AnomalyModel(CatalogModel):
         self, artifact: dict[str, Any], frame: pd.DataFrame
     ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
         """Inputs with ratios, Mahalanobis distances and per-column robust z-scores."""
-        x = _derived(_columns(frame, artifact["feature_names"]))
-        encoded = _encode(artifact["pipeline"].named_steps["preprocess"], x)
+        x = _derived(fast.frame_columns(frame, artifact["feature_names"], dtype=np.float64))
+        encoded = fast.encode(artifact["pipeline"].named_steps["preprocess"], x)
         z = (encoded - artifact["z_center"]) / artifact["z_scale"]
         return x, _distance(artifact, encoded), z
 
@@ -384,7 +385,6 @@ class AnomalyModel(CatalogModel):
             answers.append(
                 {
                     "anomaly_score": score,
-                    "main_score": score,
                     "is_anomaly": flags[i],
                     "threshold": threshold,
                     "percentile": percentile[i],
@@ -408,12 +408,6 @@ class AnomalyModel(CatalogModel):
             "threshold": float(artifact["threshold"]),
             "rows": float(len(distance)),
         }
-
-
-def _columns(frame: pd.DataFrame, names: list[str]) -> dict[str, np.ndarray]:
-    """The feature columns as float arrays, read with one pandas call (not one per column)."""
-    grid = (frame if list(frame.columns) == names else frame[names]).to_numpy(dtype=np.float64)
-    return {name: grid[:, j] for j, name in enumerate(names)}
 
 
 def _derived(c: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -453,31 +447,6 @@ def _robust_reference(
         centers.append(center)
         scales.append(next(c for c in candidates if c > 1e-9))
     return np.asarray(centers), np.asarray(scales)
-
-
-def _encode(preprocess: ColumnTransformer, x: dict[str, np.ndarray]) -> np.ndarray:
-    """``preprocess.transform(x)`` computed with numpy from the fitted transformers.
-
-    Same numbers as scikit-learn (a test holds them equal), without its per-call validation
-    and pandas indexing, which cost milliseconds on a one-row request.
-    """
-    blocks = []
-    for _, transformer, columns in preprocess.transformers_:
-        if isinstance(transformer, str):  # "drop": nothing left over
-            continue
-        block = np.column_stack([x[column] for column in columns])
-        steps = transformer.steps if isinstance(transformer, Pipeline) else [(None, transformer)]
-        for _, step in steps:
-            if isinstance(step, StandardScaler):
-                block = (block - step.mean_) / step.scale_
-            elif isinstance(step, FunctionTransformer):
-                block = step.func(block)
-            elif isinstance(step, SimpleImputer) and step.missing_values == 0.0 and not step.add_indicator:
-                block = np.where(block == 0.0, step.statistics_, block)
-            else:
-                raise TypeError(f"no fast encoding for {type(step).__name__}")
-        blocks.append(block)
-    return np.hstack(blocks)
 
 
 MODEL = AnomalyModel()

@@ -7,6 +7,7 @@ examples, the CSV importer and the drift reports are all generated from ``featur
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
@@ -119,3 +120,21 @@ def split_holdout(frame: pd.DataFrame, fraction: float = 0.2, seed: int = 0) -> 
     rng = np.random.default_rng(seed)
     mask = rng.random(len(frame)) < fraction
     return frame.loc[~mask].reset_index(drop=True), frame.loc[mask].reset_index(drop=True)
+
+
+def split_conformal_levels(n: int, level: float) -> tuple[float, float]:
+    """The quantile levels of ``n`` calibration scores that bound a two-sided ``level`` interval.
+
+    Split conformal: the levels are corrected for the calibration size, (n + 1) / n, so that
+    the interval holds a new outcome with probability ``level`` or more.
+    """
+    alpha = 1 - level
+    return max(0.0, math.floor((n + 1) * alpha / 2) / n), min(1.0, math.ceil((n + 1) * (1 - alpha / 2)) / n)
+
+
+def rounded_list(values: np.ndarray, digits: int) -> list:
+    """``values`` rounded to ``digits`` decimals, as JSON-ready Python numbers.
+
+    ``+ 0.0`` turns a rounded -0.0 into 0.0, which an answer should never show.
+    """
+    return (np.round(values, digits) + 0.0).tolist()

@@ -74,7 +74,7 @@ from sklearn.metrics import mean_absolute_error, mean_absolute_percentage_error,
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder
 
-from predictions.catalog.base import CatalogModel, Feature, Target
+from predictions.catalog.base import CatalogModel, Feature, Target, rounded_list
 
 CHANNELS = ("search", "social", "events", "partners", "email", "content")
 SEGMENTS = ("smb", "mid_market", "enterprise")
@@ -192,11 +192,6 @@ _EXAMPLE_MAX = (_MAX_MONEY, 40_000.0, _MAX_MONEY, _MAX_MONEY, _MAX_MONEY, _MAX_M
 def _curve_ids(segment: np.ndarray, quarter: np.ndarray) -> np.ndarray:
     channels = len(CHANNELS)
     return (segment[:, None] * len(QUARTERS) + quarter[:, None]) * channels + np.arange(channels)[None, :]
-
-
-def _money(values: np.ndarray) -> list:
-    """JSON-ready amounts in cents (``+ 0.0`` turns a rounded -0.0 into 0.0)."""
-    return (np.round(values, 2) + 0.0).tolist()
 
 
 class BudgetModel(CatalogModel):
@@ -547,23 +542,24 @@ class BudgetModel(CatalogModel):
         incremental = expected - baseline
         allocated = spend.sum(axis=1)
 
-        spend_l, channel_l = _money(spend), _money(channel_return)
-        share_l = (np.round(spend / np.maximum(allocated, 1e-9)[:, None], 4) + 0.0).tolist()
-        expected_l, baseline_l, incremental_l = _money(expected), _money(baseline), _money(incremental)
-        roi_l = (np.round(incremental / np.maximum(allocated, 1e-9), 4) + 0.0).tolist()
-        marginal_l = (np.round(marginal, 4) + 0.0).tolist()
-        unallocated_l = _money(np.maximum(total - allocated, 0.0))
+        # Money in cents, shares and ratios to 4 decimals.
+        spend_l, channel_l = rounded_list(spend, 2), rounded_list(channel_return, 2)
+        share_l = rounded_list(spend / np.maximum(allocated, 1e-9)[:, None], 4)
+        expected_l, baseline_l = rounded_list(expected, 2), rounded_list(baseline, 2)
+        incremental_l = rounded_list(incremental, 2)
+        roi_l = rounded_list(incremental / np.maximum(allocated, 1e-9), 4)
+        marginal_l = rounded_list(marginal, 4)
+        unallocated_l = rounded_list(np.maximum(total - allocated, 0.0), 2)
         feasible_l, at_min_l, at_max_l = feasible.tolist(), at_min.tolist(), at_max.tolist()
-        plans_l = {name: _money(plan) for name, plan in plans.items()}
-        returns_l = {name: _money(value) for name, value in plan_return.items()}
-        gaps_l = {name: _money(value - expected) for name, value in plan_return.items()}
+        plans_l = {name: rounded_list(plan, 2) for name, plan in plans.items()}
+        returns_l = {name: rounded_list(value, 2) for name, value in plan_return.items()}
+        gaps_l = {name: rounded_list(value - expected, 2) for name, value in plan_return.items()}
         within_l = {name: value.tolist() for name, value in plan_within.items()}
 
         answers = []
         for i in range(n):
             answers.append(
                 {
-                    "main_score": expected_l[i],
                     "expected_return": expected_l[i],
                     "baseline_return": baseline_l[i],
                     "incremental_return": incremental_l[i],

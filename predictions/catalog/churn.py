@@ -36,7 +36,7 @@ protects up to 40 % less). At drift 1 the churn rate is ~64 %.
 Model (``fit``): cubic splines (tenure, utilisation, trend, NPS), log1p + scaling (revenue,
 tickets, days since meeting, projects), scaling (the rest) and one-hot categories in a
 ``ColumnTransformer``, then a ``LogisticRegression``. ``predict`` evaluates the fitted
-transformers with numpy (``_encode``, held equal to scikit-learn by a test): a one-row answer
+transformers with numpy (``fast.encode``, held equal to scikit-learn by a test): a one-row answer
 costs a fraction of a millisecond instead of several. Driver contributions are
 ``coef x (encoded value - training mean of the encoded value)`` summed per input feature: the
 change in log-odds this client's value causes against an average client. The risk band is
@@ -55,6 +55,7 @@ from sklearn.metrics import average_precision_score, brier_score_loss, log_loss,
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, SplineTransformer, StandardScaler
 
+from predictions.catalog import fast
 from predictions.catalog.base import CatalogModel, Feature, Target
 
 CONTRACT_TYPES = ("monthly", "annual", "multi_year")
@@ -76,10 +77,6 @@ LOG_COLUMNS = [
 ]
 LINEAR_COLUMNS = ["late_payments_12m", "account_manager_changes_12m", "discount_pct", "has_executive_sponsor"]
 CATEGORY_COLUMNS = ["contract_type", "service_line", "company_size"]
-
-
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-x))
 
 
 class ChurnModel(CatalogModel):
@@ -277,7 +274,7 @@ class ChurnModel(CatalogModel):
             + 0.015 * discount
             + service_effect
         )
-        probability = _sigmoid(logit)
+        probability = fast.sigmoid(logit)
         churned = (rng.random(n) < probability).astype(np.int64)
 
         return pd.DataFrame(
@@ -353,22 +350,21 @@ class ChurnModel(CatalogModel):
 
     # --- Answers ---------------------------------------------------------------------------
 
-    def _scores(self, artifact: dict[str, Any], grid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Churn probabilities and per-feature log-odds contributions for a grid of inputs."""
+    def _scores(self, artifact: dict[str, Any], columns: fast.Columns) -> tuple[np.ndarray, np.ndarray]:
+        """Churn probabilities and per-feature log-odds contributions for columns of inputs."""
         pipeline: Pipeline = artifact["pipeline"]
-        encoded = _encode(pipeline.named_steps["preprocess"], grid, artifact["feature_names"])
+        encoded = fast.encode(pipeline.named_steps["preprocess"], columns)
         classifier: LogisticRegression = pipeline.named_steps["classifier"]
-        coef = classifier.coef_[0]
-        logit = encoded @ coef + classifier.intercept_[0]
-        per_column = (encoded - artifact["encoded_mean"]) * coef
-        contributions = np.zeros((grid.shape[0], len(artifact["feature_names"])))
+        logit = fast.linear(classifier, encoded)
+        per_column = (encoded - artifact["encoded_mean"]) * classifier.coef_[0]
+        contributions = np.zeros((len(logit), len(artifact["feature_names"])))
         np.add.at(contributions.T, artifact["column_owner"], per_column.T)
-        return _sigmoid(logit), contributions
+        return fast.sigmoid(logit), contributions
 
     def predict(self, artifact: dict[str, Any], frame: pd.DataFrame) -> list[dict[str, Any]]:
         names = artifact["feature_names"]
-        grid = _grid(frame, names)
-        probability, contributions = self._scores(artifact, grid)
+        columns = fast.frame_columns(frame, names)
+        probability, contributions = self._scores(artifact, columns)
         probability = np.round(probability, 4)
         low, high = artifact["band_thresholds"]
         bands = np.where(probability >= high, "high", np.where(probability >= low, "medium", "low")).tolist()
@@ -378,17 +374,15 @@ class ChurnModel(CatalogModel):
         answers = []
         for i, score in enumerate(scores):
             drivers = [
-                {"feature": names[j], "value": grid[i, j], "contribution": rounded[i][j]}
+                {"feature": names[j], "value": columns[names[j]][i], "contribution": rounded[i][j]}
                 for j in order[i]
                 if rounded[i][j] > 0.0
             ]
-            answers.append(
-                {"churn_probability": score, "main_score": score, "risk_band": bands[i], "top_drivers": drivers}
-            )
+            answers.append({"churn_probability": score, "risk_band": bands[i], "top_drivers": drivers})
         return answers
 
     def evaluate(self, artifact: dict[str, Any], frame: pd.DataFrame) -> dict[str, float]:
-        probability, _ = self._scores(artifact, _grid(frame, artifact["feature_names"]))
+        probability, _ = self._scores(artifact, fast.frame_columns(frame, artifact["feature_names"]))
         y = frame[self.target.name].to_numpy(dtype=np.int64)
         high_band = probability >= artifact["band_thresholds"][1]
         return {
@@ -402,53 +396,6 @@ class ChurnModel(CatalogModel):
             "high_band_churn_rate": float(y[high_band].mean()) if high_band.any() else 0.0,
             "rows": float(len(y)),
         }
-
-
-def _grid(frame: pd.DataFrame, names: list[str]) -> np.ndarray:
-    """The feature columns as one object array of Python scalars (one pandas call, not one per column)."""
-    if list(frame.columns) != names:
-        frame = frame[names]
-    return frame.to_numpy(dtype=object)
-
-
-def _encode(preprocess: ColumnTransformer, grid: np.ndarray, names: list[str]) -> np.ndarray:
-    """``preprocess.transform(frame)`` computed with numpy from the fitted transformers.
-
-    Same numbers as scikit-learn (a test holds them equal), without its per-call validation
-    and pandas indexing, which cost milliseconds on a one-row request.
-    """
-    blocks = []
-    for _, transformer, columns in preprocess.transformers_:
-        if isinstance(transformer, str):  # "drop": nothing left over
-            continue
-        positions = [names.index(column) for column in columns]
-        if isinstance(transformer, OneHotEncoder):
-            for k, position in enumerate(positions):
-                blocks.append((grid[:, position, None] == transformer.categories_[k][None, :]).astype(np.float64))
-            continue
-        x = grid[:, positions].astype(np.float64)
-        steps = transformer.steps if isinstance(transformer, Pipeline) else [(None, transformer)]
-        for _, step in steps:
-            x = _encode_numeric(step, x)
-        blocks.append(x)
-    return np.hstack(blocks)
-
-
-def _encode_numeric(step: Any, x: np.ndarray) -> np.ndarray:
-    if isinstance(step, StandardScaler):
-        return (x - step.mean_) / step.scale_
-    if isinstance(step, FunctionTransformer):
-        return step.func(x)
-    if isinstance(step, SplineTransformer) and step.extrapolation == "constant" and step.include_bias:
-        # Constant extrapolation equals evaluating at the nearest boundary knot.
-        degree = step.degree
-        return np.hstack(
-            [
-                spline(np.clip(x[:, k], spline.t[degree], spline.t[-degree - 1]))
-                for k, spline in enumerate(step.bsplines_)
-            ]
-        )
-    raise TypeError(f"no fast encoding for {type(step).__name__}")
 
 
 def _owner(encoded_name: str, features: list[str]) -> str:

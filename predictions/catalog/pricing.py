@@ -65,7 +65,8 @@ from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, PolynomialFeatures, StandardScaler
 
-from predictions.catalog.base import CatalogModel, Feature, Target
+from predictions.catalog import fast
+from predictions.catalog.base import CatalogModel, Feature, Target, rounded_list
 
 SERVICES = ("strategy", "software_development", "data_analytics", "design", "cloud_operations", "training")
 SEGMENTS = ("startup", "smb", "mid_market", "enterprise", "public_sector")
@@ -101,11 +102,6 @@ _LOG_NUMERIC = ["estimated_hours", "relationship_years"]
 _NUMERIC = ["competitors"]
 _FLAGS = ["existing_client", "formal_tender"]
 _PRICE = "log_price_ratio"
-
-
-def _rounded(values: np.ndarray, digits: int) -> list:
-    """JSON-ready rounded values (``+ 0.0`` turns a rounded -0.0 into 0.0)."""
-    return (np.round(values, digits) + 0.0).tolist()
 
 
 def _codes(values: pd.Series, categories: tuple[str, ...]) -> np.ndarray:
@@ -166,30 +162,7 @@ def true_win_probability(frame: pd.DataFrame, price: Any, drift: float = 0.0) ->
 # --- Fast path ------------------------------------------------------------------------------
 # A ColumnTransformer costs milliseconds per call whatever the row count; serving answers one
 # deal at a time, so predict computes the same logit from the fitted pipeline's parameters
-# with numpy (fit checks that both agree to 1e-6; evaluate uses the pipeline itself).
-
-
-def _fast_path(pipeline: Pipeline) -> dict[str, Any]:
-    encoder, interactions, classifier = (pipeline.named_steps[k] for k in ("encode", "interactions", "classifier"))
-    one_hot = encoder.named_transformers_["categories"]
-    log_scaler = encoder.named_transformers_["log_numeric"].named_steps["scale"]
-    scaler = encoder.named_transformers_["numeric"]
-    powers = np.asarray(interactions.powers_)
-    width = powers.shape[1]  # encoded columns; index ``width`` is a constant 1 for single terms
-    left = np.argmax(powers > 0, axis=1)
-    right = np.where(powers.sum(axis=1) > 1, width - 1 - np.argmax(powers[:, ::-1] > 0, axis=1), width)
-    return {
-        "categories": [[str(c) for c in cats] for cats in one_hot.categories_],
-        "log_mean": np.asarray(log_scaler.mean_, dtype=float),
-        "log_scale": np.asarray(log_scaler.scale_, dtype=float),
-        "mean": np.asarray(scaler.mean_, dtype=float),
-        "scale": np.asarray(scaler.scale_, dtype=float),
-        "left": left.astype(np.int64),
-        "right": right.astype(np.int64),
-        "coef": np.asarray(classifier.coef_[0], dtype=float),
-        "intercept": float(classifier.intercept_[0]),
-        "price_column": int(width - 1),
-    }
+# with numpy (``fast``; fit checks that both agree to 1e-6; evaluate uses the pipeline itself).
 
 
 def _design_columns(data: Any, log_price_ratio: np.ndarray) -> dict[str, np.ndarray]:
@@ -202,27 +175,14 @@ def _design_columns(data: Any, log_price_ratio: np.ndarray) -> dict[str, np.ndar
     return columns
 
 
-def _fast_encode(fast: dict[str, Any], design: Any) -> np.ndarray:
-    """The ColumnTransformer's output, in its column order (``design``: columns by name)."""
-    parts = [
-        (np.asarray(design[column], dtype=object)[:, None] == np.asarray(cats, dtype=object)[None, :]).astype(float)
-        for column, cats in zip(_CATEGORICAL, fast["categories"], strict=True)
-    ]
-    logs = np.log1p(np.column_stack([np.asarray(design[c], dtype=float) for c in _LOG_NUMERIC]))
-    parts.append((logs - fast["log_mean"]) / fast["log_scale"])
-    numeric = np.column_stack([np.asarray(design[c], dtype=float) for c in _NUMERIC])
-    parts.append((numeric - fast["mean"]) / fast["scale"])
-    parts.append(np.column_stack([np.asarray(design[c], dtype=float) for c in [*_FLAGS, _PRICE]]))
-    return np.hstack(parts)
-
-
-def _fast_linear(fast: dict[str, Any], encoded: np.ndarray) -> np.ndarray:
-    extended = np.hstack([encoded, np.ones((len(encoded), 1))])
-    return (extended[:, fast["left"]] * extended[:, fast["right"]]) @ fast["coef"] + fast["intercept"]
-
-
-def _fast_logit(fast: dict[str, Any], design: pd.DataFrame) -> np.ndarray:
-    return _fast_linear(fast, _fast_encode(fast, design))
+def _win_curve(pipeline: Pipeline, design: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Per deal, (A, B) with logit P(win) = A + B * log(price / list price); ``design`` holds
+    log(price / list price) = 0. The pipeline's steps: encode, interactions, classifier."""
+    encoder, interactions, classifier = (step for _, step in pipeline.steps)
+    encoded = fast.encode(encoder, design)
+    at_list = fast.linear(classifier, fast.transform(interactions, encoded))
+    encoded[:, -1] = 1.0  # log(price / list price), passed through last
+    return at_list, fast.linear(classifier, fast.transform(interactions, encoded)) - at_list
 
 
 class PricingModel(CatalogModel):
@@ -466,13 +426,12 @@ class PricingModel(CatalogModel):
         low, high = np.quantile(log_ratio, _SUPPORT_QUANTILES)
         artifact = {
             "pipeline": pipeline,
-            "fast_path": _fast_path(pipeline),
             "log_ratio_support": [float(low), float(high)],
             "training_rows": len(usable),
             "training_win_rate": float(usable[self.target.name].mean()),
         }
         check = design.iloc[: min(len(design), 500)]
-        gap = np.abs(_fast_logit(artifact["fast_path"], check) - pipeline.decision_function(check)).max()
+        gap = np.abs(fast.decision_function(pipeline, check) - pipeline.decision_function(check)).max()
         if not gap < 1e-6:  # the fast path must be the pipeline, only cheaper per call
             raise RuntimeError(f"pricing fast path disagrees with the pipeline by {gap}")
         return artifact
@@ -481,19 +440,12 @@ class PricingModel(CatalogModel):
 
     def _curve(self, artifact: dict[str, Any], data: Any, n: int) -> tuple[np.ndarray, np.ndarray]:
         """Per deal, (A, B) with logit P(win) = A + B * log(price / list price)."""
-        design = _design_columns(data, np.zeros(n))
-        fast = artifact["fast_path"]
-        encoded = _fast_encode(fast, design)
-        at_list = _fast_linear(fast, encoded)
-        encoded[:, fast["price_column"]] = 1.0
-        return at_list, _fast_linear(fast, encoded) - at_list
+        return _win_curve(artifact["pipeline"], _design_columns(data, np.zeros(n)))
 
     def predict(self, artifact: dict[str, Any], frame: pd.DataFrame) -> list[dict[str, Any]]:
         if len(frame) == 0:
             return []
-        # One conversion of the whole frame: selecting columns costs ~15 us each on one row.
-        values = frame.to_numpy()
-        data = {name: values[:, frame.columns.get_loc(name)] for name in self.feature_names()}
+        data = fast.frame_columns(frame, self.feature_names())
         intercept, slope = self._curve(artifact, data, len(frame))
         list_price = data["list_price"].astype(float)
         cost = data["cost"].astype(float)
@@ -532,28 +484,28 @@ class PricingModel(CatalogModel):
         quoted_value = np.where(margin_objective, quoted_win * (quoted - cost), quoted_win * quoted)
 
         columns = {
-            "price": _rounded(price, 2),
-            "win": _rounded(p_best, 4),
-            "revenue": _rounded(p_best * price, 2),
-            "margin": _rounded(p_best * (price - cost), 2),
-            "margin_if_won": _rounded(price - cost, 2),
-            "margin_pct": _rounded(np.where(price > 0, (price - cost) / price, 0.0), 4),
-            "discount": _rounded(1.0 - price / list_price, 4),
-            "rate": _rounded(price / hours, 2),
-            "elasticity": _rounded(elasticity, 4),
-            "range_low": _rounded(range_low, 2),
-            "range_high": _rounded(range_high, 2),
-            "search_low": _rounded(low, 2),
-            "search_high": _rounded(high, 2),
-            "quoted_win": _rounded(quoted_win, 4),
-            "quoted_value": _rounded(quoted_value, 2),
-            "quoted_gap": _rounded(quoted_value - best_value, 2),
+            "price": rounded_list(price, 2),
+            "win": rounded_list(p_best, 4),
+            "revenue": rounded_list(p_best * price, 2),
+            "margin": rounded_list(p_best * (price - cost), 2),
+            "margin_if_won": rounded_list(price - cost, 2),
+            "margin_pct": rounded_list(np.where(price > 0, (price - cost) / price, 0.0), 4),
+            "discount": rounded_list(1.0 - price / list_price, 4),
+            "rate": rounded_list(price / hours, 2),
+            "elasticity": rounded_list(elasticity, 4),
+            "range_low": rounded_list(range_low, 2),
+            "range_high": rounded_list(range_high, 2),
+            "search_low": rounded_list(low, 2),
+            "search_high": rounded_list(high, 2),
+            "quoted_win": rounded_list(quoted_win, 4),
+            "quoted_value": rounded_list(quoted_value, 2),
+            "quoted_gap": rounded_list(quoted_value - best_value, 2),
         }
-        alt_prices = _rounded(alt_price, 2)
-        alt_wins = _rounded(alt_win, 4)
-        alt_revenue = _rounded(alt_win * alt_price, 2)
-        alt_margin = _rounded(alt_win * (alt_price - cost[:, None]), 2)
-        alt_discount = _rounded(1.0 - alt_price / list_price[:, None], 4)
+        alt_prices = rounded_list(alt_price, 2)
+        alt_wins = rounded_list(alt_win, 4)
+        alt_revenue = rounded_list(alt_win * alt_price, 2)
+        alt_margin = rounded_list(alt_win * (alt_price - cost[:, None]), 2)
+        alt_discount = rounded_list(1.0 - alt_price / list_price[:, None], 4)
         objectives = np.where(margin_objective, "margin", "revenue").tolist()
         has_quote = (quoted > 0).tolist()
 
@@ -573,7 +525,6 @@ class PricingModel(CatalogModel):
             ]
             answers.append(
                 {
-                    "main_score": columns["price"][i],
                     "recommended_price": columns["price"][i],
                     "objective": objective,
                     "expected_win_rate": columns["win"][i],

@@ -57,9 +57,9 @@ noisier). The interval is split-conformal: 25% of the training rows are held out
 split; the errors there, divided by the predicted error size, give the 10% and 90% quantiles
 (an 80% interval) and the distribution used for the loss probability.
 
-Serving computes the linear pipeline directly from its fitted parameters with numpy (identical to
-``Pipeline.predict``, checked by the tests), because a one-row call through scikit-learn's
-validation layers costs milliseconds.
+Serving computes the linear pipeline directly from its fitted parameters with numpy
+(``fast.encode``, identical to ``Pipeline.predict``, checked by the tests), because a one-row
+call through scikit-learn's validation layers costs milliseconds.
 """
 
 from __future__ import annotations
@@ -81,7 +81,8 @@ from sklearn.preprocessing import (
     StandardScaler,
 )
 
-from predictions.catalog.base import CatalogModel, Feature, Target, split_holdout
+from predictions.catalog import fast
+from predictions.catalog.base import CatalogModel, Feature, Target, split_conformal_levels, split_holdout
 
 REGIONS = ("north_america", "europe", "uk", "apac", "latam")
 REGION_SHARE = (0.35, 0.25, 0.15, 0.15, 0.10)
@@ -343,20 +344,17 @@ class ProfitabilityModel(CatalogModel):
     def fit(self, frame: pd.DataFrame, seed: int = 0) -> dict[str, Any]:
         columns = [*self.feature_names(), self.target.name]
         train, calibration = split_holdout(frame[columns], fraction=0.25, seed=seed)
-        design = pd.DataFrame(_design(_columns(train)))
+        design = pd.DataFrame(_design(fast.frame_columns(train)))
         target = train[self.target.name].to_numpy(dtype=float)
         pipeline = _pipeline().fit(design, target)
         encoded = pipeline[:-1].transform(design)
         # The error model learns the size of the in-sample error; the calibration split sets its level.
         error_model = Ridge(alpha=1.0).fit(encoded, np.abs(target - pipeline[-1].predict(encoded)))
 
-        cal_pred, cal_scale = _linear_fast(pipeline, error_model, _design(_columns(calibration)))
+        cal_pred, cal_scale = _linear_fast(pipeline, error_model, _design(fast.frame_columns(calibration)))
         score = (calibration[self.target.name].to_numpy(dtype=float) - cal_pred) / cal_scale
         n = len(score)
-        alpha = 1 - INTERVAL_LEVEL
-        # Split-conformal quantile levels, corrected for the calibration size.
-        lower_level = max(0.0, math.floor((n + 1) * alpha / 2) / n)
-        upper_level = min(1.0, math.ceil((n + 1) * (1 - alpha / 2)) / n)
+        lower_level, upper_level = split_conformal_levels(n, INTERVAL_LEVEL)
         return {
             "pipeline": pipeline,
             "error_model": error_model,
@@ -371,7 +369,7 @@ class ProfitabilityModel(CatalogModel):
     # --- Answers --------------------------------------------------------------------------
 
     def predict(self, artifact: dict[str, Any], frame: pd.DataFrame) -> list[dict[str, Any]]:
-        columns = _columns(frame)
+        columns = fast.frame_columns(frame)
         margin, lower, upper, loss_probability = _predict_arrays(artifact, columns)
         revenue = np.asarray(columns["annual_revenue"], dtype=float)
         realised_rate = (
@@ -399,7 +397,7 @@ class ProfitabilityModel(CatalogModel):
         ]
 
     def evaluate(self, artifact: dict[str, Any], frame: pd.DataFrame) -> dict[str, float]:
-        margin, lower, upper, _ = _predict_arrays(artifact, _columns(frame))
+        margin, lower, upper, _ = _predict_arrays(artifact, fast.frame_columns(frame))
         actual = frame[self.target.name].to_numpy(dtype=float)
         error = actual - margin
         revenue = frame["annual_revenue"].to_numpy(dtype=float)
@@ -415,12 +413,6 @@ class ProfitabilityModel(CatalogModel):
             "band_accuracy": float(np.mean(bands_true == bands_pred)),
             "rows": float(len(frame)),
         }
-
-
-def _columns(frame: pd.DataFrame) -> dict[str, np.ndarray]:
-    """The frame's columns as numpy arrays, in one conversion (per-column access costs ~30 us each)."""
-    values = frame.to_numpy(dtype=object)
-    return {name: values[:, i] for i, name in enumerate(frame.columns)}
 
 
 def _design(columns: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -489,57 +481,10 @@ def _linear_fast(
     pipeline: Pipeline, error_model: Ridge, design: dict[str, np.ndarray]
 ) -> tuple[np.ndarray, np.ndarray]:
     """Point prediction and error size, evaluated with numpy from the fitted parameters."""
-    encoded = _encode(pipeline.named_steps["features"], design)
-    model = pipeline.named_steps["model"]
-    prediction = model.coef_ @ encoded + model.intercept_
-    scale = np.maximum(error_model.coef_ @ encoded + error_model.intercept_, MIN_ERROR_SCALE)
+    encoded = fast.encode(pipeline.named_steps["features"], design)
+    prediction = fast.linear(pipeline.named_steps["model"], encoded)
+    scale = np.maximum(fast.linear(error_model, encoded), MIN_ERROR_SCALE)
     return prediction, scale
-
-
-def _encode(features: ColumnTransformer, design: dict[str, np.ndarray]) -> np.ndarray:
-    """``ColumnTransformer.transform(...).T`` for the transformers this module uses, in plain numpy.
-
-    Works on lists of 1-D columns: a one-row call then costs microseconds per step instead of the
-    ~100 us of input validation each scikit-learn ``transform`` pays.
-    """
-    encoded: list[np.ndarray] = []
-    for _, transformer, names in features.transformers_:
-        if transformer != "drop":
-            encoded.extend(_transform(transformer, [design[name] for name in names]))
-    return np.vstack(encoded)
-
-
-def _transform(step: Any, columns: list[np.ndarray]) -> list[np.ndarray]:
-    if isinstance(step, Pipeline):
-        for _, inner in step.steps:
-            columns = _transform(inner, columns)
-        return columns
-    if isinstance(step, FunctionTransformer):
-        return [step.func(np.asarray(column, dtype=float)) for column in columns]
-    if isinstance(step, StandardScaler):
-        return [(column - mean) / scale for column, mean, scale in zip(columns, step.mean_, step.scale_, strict=True)]
-    if isinstance(step, PolynomialFeatures):
-        out = []
-        for powers in step.powers_:
-            term = np.ones(len(columns[0]))
-            for column, power in zip(columns, powers, strict=True):
-                if power:
-                    term = term * column**power
-            out.append(term)
-        return out
-    if isinstance(step, SplineTransformer):  # include_bias=True, extrapolation="constant"
-        out = []
-        for column, spline in zip(columns, step.bsplines_, strict=True):
-            knots, degree = spline.t, spline.k
-            out.extend(spline(np.clip(column, knots[degree], knots[-degree - 1])).T)
-        return out
-    if isinstance(step, OneHotEncoder):  # handle_unknown="ignore": an unknown category encodes as zeros
-        return [
-            (column == category).astype(float)
-            for column, categories in zip(columns, step.categories_, strict=True)
-            for category in categories
-        ]
-    raise TypeError(f"no fast path for {type(step).__name__}")
 
 
 MODEL = ProfitabilityModel()

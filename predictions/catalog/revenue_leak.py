@@ -52,7 +52,7 @@ fed, with the raw inputs, to a ``ColumnTransformer``: scaling, log1p, one-hot), 
 ``LogisticRegression``. Reasons are the patterns present on the invoice (money at stake > 0),
 strongest first: a reason's ``contribution`` is the log-odds its indicators add against the
 same invoice without them. ``artifact["pipeline"]`` therefore expects ``_indicators(frame)``,
-not the raw frame. ``predict`` evaluates the fitted transformers with numpy (``_encode``,
+not the raw frame. ``predict`` evaluates the fitted pipeline with numpy (``fast.decision_function``,
 held equal to scikit-learn by a test).
 """
 
@@ -68,6 +68,7 @@ from sklearn.metrics import average_precision_score, brier_score_loss, log_loss,
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 
+from predictions.catalog import fast
 from predictions.catalog.base import CatalogModel, Feature, Target
 
 ENGAGEMENT_TYPES = ("time_and_materials", "fixed_fee", "retainer")
@@ -103,15 +104,11 @@ LOG_COLUMNS = ["days_to_invoice", "hours_logged", "rate_card"]
 CATEGORY_COLUMNS = ["engagement_type", "client_tier"]
 
 
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-x))
-
-
 def _columns(frame: pd.DataFrame, names: list[str]) -> dict[str, np.ndarray]:
-    """The feature columns as numpy arrays, read with one pandas call (not one per column)."""
-    grid = (frame if list(frame.columns) == names else frame[names]).to_numpy(dtype=object)
+    """The feature columns as numpy arrays: categories as they are, the rest as floats."""
     return {
-        name: grid[:, j] if name in CATEGORY_COLUMNS else grid[:, j].astype(np.float64) for j, name in enumerate(names)
+        name: column if name in CATEGORY_COLUMNS else column.astype(np.float64)
+        for name, column in fast.frame_columns(frame, names).items()
     }
 
 
@@ -342,7 +339,7 @@ class RevenueLeakModel(CatalogModel):
                 -4.6 + 25.0 * x["rate_shortfall"],
             ]
         )
-        p = _sigmoid(logits)
+        p = fast.sigmoid(logits)
         happened = rng.random(p.shape) < p
         gross = billed * billed_rate
         amounts = np.maximum(_exposures(x), 0.02 * gross[:, None])
@@ -391,10 +388,7 @@ class RevenueLeakModel(CatalogModel):
     # --- Answers ---------------------------------------------------------------------------
 
     def _probability(self, artifact: dict[str, Any], x: dict[str, np.ndarray]) -> np.ndarray:
-        pipeline: Pipeline = artifact["pipeline"]
-        encoded = _encode(pipeline.named_steps["preprocess"], x)
-        classifier: LogisticRegression = pipeline.named_steps["classifier"]
-        return _sigmoid(encoded @ classifier.coef_[0] + classifier.intercept_[0])
+        return fast.sigmoid(fast.decision_function(artifact["pipeline"], x))
 
     def _pattern_weights(self, artifact: dict[str, Any], x: dict[str, np.ndarray]) -> np.ndarray:
         """Log-odds each pattern adds against the same invoice without it (rows x PATTERNS)."""
@@ -434,7 +428,6 @@ class RevenueLeakModel(CatalogModel):
             answers.append(
                 {
                     "leak_probability": score,
-                    "main_score": score,
                     "estimated_leaked_amount": float(amount[i]),
                     "expected_loss": float(expected[i]),
                     "currency": "EUR",
@@ -480,33 +473,6 @@ def _details(x: dict[str, np.ndarray]) -> list[list[str]]:
         ],
         [f"billed at {rt:.2f}/h against a card rate of {cd:.2f}/h" for rt, cd in zip(rate, card, strict=True)],
     ]
-
-
-def _encode(preprocess: ColumnTransformer, x: dict[str, np.ndarray]) -> np.ndarray:
-    """``preprocess.transform(x)`` computed with numpy from the fitted transformers.
-
-    Same numbers as scikit-learn (a test holds them equal), without its per-call validation
-    and pandas indexing, which cost milliseconds on a one-row request.
-    """
-    blocks = []
-    for _, transformer, columns in preprocess.transformers_:
-        if isinstance(transformer, str):  # "drop": nothing left over
-            continue
-        if isinstance(transformer, OneHotEncoder):
-            for k, column in enumerate(columns):
-                blocks.append((x[column][:, None] == transformer.categories_[k][None, :]).astype(np.float64))
-            continue
-        block = np.column_stack([x[column] for column in columns])
-        steps = transformer.steps if isinstance(transformer, Pipeline) else [(None, transformer)]
-        for _, step in steps:
-            if isinstance(step, StandardScaler):
-                block = (block - step.mean_) / step.scale_
-            elif isinstance(step, FunctionTransformer):
-                block = step.func(block)
-            else:
-                raise TypeError(f"no fast encoding for {type(step).__name__}")
-        blocks.append(block)
-    return np.hstack(blocks)
 
 
 MODEL = RevenueLeakModel()

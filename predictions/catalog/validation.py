@@ -33,9 +33,11 @@ def _number_checker(feature: Feature) -> Callable[[Any], str | None]:
     too_high = f"Must be at most {high:g}." if high is not None else ""
 
     def check(value: Any) -> str | None:
-        if value.__class__ is not int and value.__class__ is not float:  # the fast, common case
-            if isinstance(value, bool) or not isinstance(value, (int, float)):  # numpy floats pass
-                return "Must be a number."
+        # The first test is the fast, common case; the second lets numpy floats through.
+        if (value.__class__ is not int and value.__class__ is not float) and (
+            isinstance(value, bool) or not isinstance(value, (int, float))
+        ):
+            return "Must be a number."
         if not math.isfinite(value):
             return "Must be a finite number."
         if whole and value.__class__ is float and not value.is_integer():

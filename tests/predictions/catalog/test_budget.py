@@ -1,10 +1,10 @@
-"""The budget model: its synthetic world, the quality of its allocations, its answers."""
+"""The budget model: its synthetic world, the quality of its allocations, its answers.
+
+What every catalog model promises (schema, generator, JSON answers, artifact, speed) is
+checked in ``test_contract.py``.
+"""
 
 from __future__ import annotations
-
-import json
-import math
-import time
 
 import numpy as np
 import pandas as pd
@@ -65,14 +65,6 @@ def _best_with_slsqp(value, total: float, low: np.ndarray, high: np.ndarray, sta
         if abs(plan.sum() - total) <= 1e-4 * total:
             best = max(best, value(plan))
     return best
-
-
-def _negative_zeros(value) -> list:
-    if isinstance(value, dict):
-        return [z for item in value.values() for z in _negative_zeros(item)]
-    if isinstance(value, list):
-        return [z for item in value for z in _negative_zeros(item)]
-    return [value] if isinstance(value, float) and value == 0 and math.copysign(1.0, value) < 0 else []
 
 
 def _example(**changes) -> pd.DataFrame:
@@ -161,7 +153,6 @@ def test_holdout_metrics_come_from_labels_only(artifact):
 
     metrics = MODEL.evaluate(artifact, holdout)
 
-    assert all(isinstance(value, float) for value in metrics.values())
     assert metrics["r2"] > 0.9
     assert metrics["mape"] < 0.15
 
@@ -169,24 +160,10 @@ def test_holdout_metrics_come_from_labels_only(artifact):
 # --- Generator -----------------------------------------------------------------------------
 
 
-def test_generator_is_deterministic_per_seed():
-    first, again, other = MODEL.generate(500, seed=7), MODEL.generate(500, seed=7), MODEL.generate(500, seed=8)
-
-    pd.testing.assert_frame_equal(first, again)
-    assert not first.equals(other)
-
-
 @pytest.mark.parametrize("drift", [0.0, 1.0])
-def test_generated_values_fit_the_schema_and_their_own_limits(drift):
+def test_generated_plans_fit_their_own_budget_and_limits(drift):
     frame = MODEL.generate(20_000, seed=4, drift=drift)
 
-    for feature in MODEL.features:
-        column = frame[feature.name]
-        assert column.notna().all(), feature.name
-        if feature.kind == "category":
-            assert set(column.unique()) <= set(feature.categories), feature.name
-        else:
-            assert column.min() >= feature.minimum and column.max() <= feature.maximum, feature.name
     spend = frame[SPEND].to_numpy()
     assert np.allclose(spend.sum(axis=1), frame["total_budget"])
     assert (spend >= frame[MINIMUM].to_numpy()).all() and (spend <= frame[MAXIMUM].to_numpy()).all()
@@ -215,24 +192,14 @@ def test_drift_changes_what_a_search_euro_returns():
     assert drifted[0, 1] > calm[0, 1] * 1.3  # social
 
 
-def test_generator_makes_a_million_rows_in_seconds():
-    started = time.perf_counter()
-    frame = MODEL.generate(1_000_000, seed=0)
-
-    assert len(frame) == 1_000_000
-    assert time.perf_counter() - started < 10
-
-
 # --- Answers -------------------------------------------------------------------------------
 
 
-def test_answer_is_a_json_ready_allocation_with_alternatives(artifact):
+def test_answer_is_an_allocation_with_alternatives(artifact):
     answer = MODEL.predict(artifact, _example())[0]
 
     assert MODEL.main_score == "expected_return"
-    assert type(answer["main_score"]) is float and answer["main_score"] == answer["expected_return"]
-    assert json.loads(json.dumps(answer)) == answer
-    assert not _negative_zeros(answer)  # no "-0.0" shown to a user
+    assert type(answer["expected_return"]) is float
     assert set(answer["allocation"]) == set(CHANNELS)
     assert sum(answer["allocation"].values()) == pytest.approx(MODEL.example_row()["total_budget"], abs=0.05)
     assert sum(answer["allocation_share"].values()) == pytest.approx(1.0, abs=1e-3)
@@ -302,24 +269,11 @@ def test_impossible_limits_are_flagged_not_hidden(artifact):
     assert all(amount == pytest.approx(5_000.0, abs=0.01) for amount in too_capped["allocation"].values())
 
 
-def test_predicts_ten_thousand_plans_in_under_a_second(artifact):
-    frame = MODEL.generate(10_000, seed=6)[MODEL.feature_names()]
-
-    started = time.perf_counter()
-    answers = MODEL.predict(artifact, frame)
-
-    assert len(answers) == 10_000
-    assert time.perf_counter() - started < 1.0
-
-
-def test_artifact_round_trips_through_skops_with_library_types_only(artifact, fresh):
+def test_the_pipeline_in_the_artifact_round_trips_through_skops(artifact, fresh):
+    # (test_contract checks the artifact's types and answers after a round trip, for every model)
     payload = sio.dumps(artifact)
-    untrusted = sio.get_untrusted_types(data=payload)
-
-    assert all(name.split(".")[0] in {"sklearn", "numpy", "scipy"} for name in untrusted)
-    loaded = sio.loads(payload, trusted=untrusted)
+    loaded = sio.loads(payload, trusted=sio.get_untrusted_types(data=payload))
     frame = fresh[MODEL.feature_names()].head(50)
-    assert MODEL.predict(loaded, frame) == MODEL.predict(artifact, frame)
     assert np.array_equal(
         loaded["pipeline"].predict(MODEL._inputs(frame)), artifact["pipeline"].predict(MODEL._inputs(frame))
     )

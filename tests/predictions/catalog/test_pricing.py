@@ -1,15 +1,14 @@
-"""The pricing model: its synthetic world, the quality of its price decisions, its answers."""
+"""The pricing model: its synthetic world, the quality of its price decisions, its answers.
+
+What every catalog model promises (schema, generator, JSON answers, artifact, speed) is
+checked in ``test_contract.py``.
+"""
 
 from __future__ import annotations
-
-import json
-import math
-import time
 
 import numpy as np
 import pandas as pd
 import pytest
-import skops.io as sio
 from scipy.optimize import minimize_scalar
 from sklearn.metrics import mean_absolute_error, roc_auc_score
 
@@ -59,14 +58,6 @@ def _true_best_value(deal: pd.DataFrame) -> float:
     return max(-best.fun, _true_value(deal, low), _true_value(deal, high))
 
 
-def _negative_zeros(value) -> list:
-    if isinstance(value, dict):
-        return [z for item in value.values() for z in _negative_zeros(item)]
-    if isinstance(value, list):
-        return [z for item in value for z in _negative_zeros(item)]
-    return [value] if isinstance(value, float) and value == 0 and math.copysign(1.0, value) < 0 else []
-
-
 def _example(**changes) -> pd.DataFrame:
     return MODEL.feature_frame([{**MODEL.example_row(), **changes}])
 
@@ -111,7 +102,6 @@ def test_holdout_metrics_come_from_labels_only(artifact):
 
     metrics = MODEL.evaluate(artifact, holdout)
 
-    assert all(isinstance(value, float) for value in metrics.values())
     assert metrics["roc_auc"] > 0.7
     assert abs(metrics["predicted_win_rate"] - metrics["observed_win_rate"]) < 0.03
     assert metrics["mean_price_slope"] < 0  # dearer quotes win less often
@@ -120,24 +110,10 @@ def test_holdout_metrics_come_from_labels_only(artifact):
 # --- Generator -----------------------------------------------------------------------------
 
 
-def test_generator_is_deterministic_per_seed():
-    first, again, other = MODEL.generate(500, seed=7), MODEL.generate(500, seed=7), MODEL.generate(500, seed=8)
-
-    pd.testing.assert_frame_equal(first, again)
-    assert not first.equals(other)
-
-
 @pytest.mark.parametrize("drift", [0.0, 1.0])
-def test_generated_values_fit_the_schema(drift):
+def test_generated_quotes_respect_their_price_policy(drift):
     frame = MODEL.generate(20_000, seed=4, drift=drift)
 
-    for feature in MODEL.features:
-        column = frame[feature.name]
-        assert column.notna().all(), feature.name
-        if feature.kind == "category":
-            assert set(column.unique()) <= set(feature.categories), feature.name
-        elif feature.kind in ("number", "integer"):
-            assert column.min() >= feature.minimum and column.max() <= feature.maximum, feature.name
     assert set(frame[MODEL.target.name].unique()) <= {0, 1}
     assert {c for c in frame.columns if c.startswith(TRUTH_PREFIX)} >= {"truth_win_probability"}
     priced = frame["price_ceiling"] > 0
@@ -155,24 +131,14 @@ def test_drift_brings_more_competition_and_more_price_sensitive_buyers():
     assert at_list < true_win_probability(calm, calm["list_price"]).mean() - 0.05
 
 
-def test_generator_makes_a_million_rows_in_seconds():
-    started = time.perf_counter()
-    frame = MODEL.generate(1_000_000, seed=0)
-
-    assert len(frame) == 1_000_000
-    assert time.perf_counter() - started < 10
-
-
 # --- Answers -------------------------------------------------------------------------------
 
 
-def test_answer_is_a_json_ready_price_decision(artifact):
+def test_answer_is_a_price_decision(artifact):
     answer = MODEL.predict(artifact, _example())[0]
 
     assert MODEL.main_score == "recommended_price"
-    assert type(answer["main_score"]) is float and answer["main_score"] == answer["recommended_price"]
-    assert json.loads(json.dumps(answer)) == answer
-    assert not _negative_zeros(answer)  # no "-0.0" shown to a user
+    assert type(answer["recommended_price"]) is float
     assert answer["objective"] == "margin"
     assert 0.0 < answer["expected_win_rate"] < 1.0
     assert answer["expected_value"] == answer["expected_margin"]
@@ -235,16 +201,6 @@ def test_no_quote_in_the_request_means_no_quote_in_the_answer(artifact):
     assert answer["at_quoted_price"] is None
 
 
-def test_predicts_ten_thousand_deals_in_under_a_second(artifact):
-    frame = MODEL.generate(10_000, seed=6)[MODEL.feature_names()]
-
-    started = time.perf_counter()
-    answers = MODEL.predict(artifact, frame)
-
-    assert len(answers) == 10_000
-    assert time.perf_counter() - started < 1.0
-
-
 def test_fast_path_gives_the_pipelines_probabilities(artifact, fresh):
     # Given the fitted pipeline's own win probabilities at the quoted prices
     design = MODEL._design(fresh, np.log(fresh["quoted_price"] / fresh["list_price"]).to_numpy())
@@ -256,13 +212,7 @@ def test_fast_path_gives_the_pipelines_probabilities(artifact, fresh):
     # Then both agree (to the 4 decimals answers carry)
     served = np.array([answer["at_quoted_price"]["win_probability"] for answer in answers])
     assert np.abs(served - pipeline).max() <= 5e-5 + 1e-9
-
-
-def test_artifact_round_trips_through_skops_with_library_types_only(artifact, fresh):
-    payload = sio.dumps(artifact)
-    untrusted = sio.get_untrusted_types(data=payload)
-
-    assert all(name.split(".")[0] in {"sklearn", "numpy", "scipy"} for name in untrusted)
-    loaded = sio.loads(payload, trusted=untrusted)
-    frame = fresh[MODEL.feature_names()].head(50)
-    assert MODEL.predict(loaded, frame) == MODEL.predict(artifact, frame)
+    # and so does the win curve A + B * log(price / list) behind them, unrounded
+    intercept, slope = MODEL._curve(artifact, fresh, len(fresh))
+    logit = intercept + slope * np.log(fresh["quoted_price"] / fresh["list_price"]).to_numpy()
+    np.testing.assert_allclose(logit, artifact["pipeline"].decision_function(design), rtol=0, atol=1e-9)

@@ -1,21 +1,18 @@
-"""The revenue-leak model: its synthetic world, its quality against the truth, and its answers."""
+"""The revenue-leak model: its synthetic world, its quality against the truth, and its answers.
+
+What every catalog model promises (schema, generator, JSON answers, artifact, speed) is
+checked in ``test_contract.py``.
+"""
 
 from __future__ import annotations
-
-import json
-import math
-import re
-import subprocess
-import sys
-import time
 
 import numpy as np
 import pandas as pd
 import pytest
-import skops.io as sio
 from scipy.stats import spearmanr
 from sklearn.metrics import average_precision_score
 
+from predictions.catalog import fast
 from predictions.catalog.base import TRUTH_PREFIX
 from predictions.catalog.revenue_leak import MODEL, PATTERNS, _columns, _indicators
 
@@ -24,16 +21,8 @@ TEST_ROWS = 20_000
 
 
 @pytest.fixture(scope="module")
-def trained() -> dict:
-    frame = MODEL.generate(TRAIN_ROWS, seed=1)
-    started = time.perf_counter()
-    artifact = MODEL.fit(frame, seed=0)
-    return {"artifact": artifact, "fit_seconds": time.perf_counter() - started}
-
-
-@pytest.fixture(scope="module")
-def artifact(trained: dict) -> dict:
-    return trained["artifact"]
+def artifact() -> dict:
+    return MODEL.fit(MODEL.generate(TRAIN_ROWS, seed=1), seed=0)
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +60,7 @@ def _clean_invoice(**changes) -> dict:
 
 def test_finds_leaking_invoices_far_better_than_chance(fresh, fresh_answers):
     # Given a model trained on seed 1, scoring a fresh seed-2 sample
-    scores = np.array([answer["main_score"] for answer in fresh_answers])
+    scores = np.array([answer[MODEL.main_score] for answer in fresh_answers])
     labels = fresh["is_leak"].to_numpy()
 
     # Then its average precision is at least 3x the base rate (what random ranking scores)
@@ -117,36 +106,15 @@ def test_evaluate_reports_holdout_metrics_from_labels_only(artifact, fresh):
 
     assert metrics["average_precision"] >= 3.0 * metrics["base_rate"]
     assert metrics["lift_at_10pct"] > 3.0
-    assert all(isinstance(value, float) for value in metrics.values())
-
-
-def test_training_on_the_default_rows_is_quick(trained):
-    assert trained["fit_seconds"] < 10.0
 
 
 # --- Generator -----------------------------------------------------------------------------
 
 
-def test_generator_is_deterministic_per_seed():
-    assert MODEL.generate(500, seed=7).equals(MODEL.generate(500, seed=7))
-    assert not MODEL.generate(500, seed=7).equals(MODEL.generate(500, seed=8))
-
-
 @pytest.mark.parametrize("drift", [0.0, 1.0])
-def test_generated_values_pass_the_schema(drift):
+def test_generated_invoices_are_consistent_with_their_leaks(drift):
     frame = MODEL.generate(20_000, seed=3, drift=drift)
 
-    for feature in MODEL.features:
-        column = frame[feature.name]
-        if feature.kind == "category":
-            assert set(column.unique()) <= set(feature.categories), feature.name
-        elif feature.kind == "boolean":
-            assert column.dtype == bool, feature.name
-        else:
-            assert column.min() >= feature.minimum, feature.name
-            assert column.max() <= feature.maximum, feature.name
-            if feature.kind == "integer":
-                assert (column == np.round(column)).all(), feature.name
     assert (frame["change_orders_signed"] <= frame["change_requests"]).all()
     assert set(frame["is_leak"].unique()) == {0, 1}
     assert (frame["truth_leak_amount"] > 0).eq(frame["is_leak"] == 1).all()
@@ -161,47 +129,24 @@ def test_drift_brings_later_timesheets_more_discounting_and_more_leaks():
     assert drifted["is_leak"].mean() > calm["is_leak"].mean() + 0.05
 
 
-def test_schema_is_well_formed():
-    names = MODEL.feature_names()
-    assert 8 <= len(names) <= 25
-    assert len(set(names)) == len(names)
-    for feature in MODEL.features:
-        assert re.fullmatch(r"[a-z][a-z0-9_]*", feature.name)
-        assert feature.description
-        if feature.kind == "category":
-            assert feature.example in feature.categories
-        elif feature.kind in ("number", "integer"):
-            assert feature.minimum <= feature.example <= feature.maximum
-    assert MODEL.target.name not in names
-    assert MODEL.main_score == "leak_probability"
-
-
 # --- Answers -------------------------------------------------------------------------------
 
 
-def test_answer_is_json_ready_with_probability_amount_and_reasons(artifact):
+def test_answer_holds_probability_amount_and_reasons(artifact):
     (answer,) = MODEL.predict(artifact, MODEL.feature_frame([MODEL.example_row()]))
 
-    assert set(answer) == {
-        "leak_probability",
-        "main_score",
-        "estimated_leaked_amount",
-        "expected_loss",
-        "currency",
-        "reasons",
-    }
-    assert type(answer["main_score"]) is float
-    assert answer["main_score"] == answer["leak_probability"]
-    assert 0.0 <= answer["main_score"] <= 1.0
+    assert MODEL.main_score == "leak_probability"
+    assert set(answer) == {"leak_probability", "estimated_leaked_amount", "expected_loss", "currency", "reasons"}
+    assert type(answer["leak_probability"]) is float
+    assert 0.0 <= answer["leak_probability"] <= 1.0
     assert type(answer["estimated_leaked_amount"]) is float
     assert answer["estimated_leaked_amount"] == round(answer["estimated_leaked_amount"], 2)
-    assert json.loads(json.dumps(answer)) == answer
 
 
 def test_a_clean_invoice_has_low_risk_and_no_reasons(artifact):
     (answer,) = MODEL.predict(artifact, MODEL.feature_frame([_clean_invoice()]))
 
-    assert answer["main_score"] < 0.1
+    assert answer[MODEL.main_score] < 0.1
     assert answer["reasons"] == []
     assert answer["estimated_leaked_amount"] == 0.0
 
@@ -212,13 +157,13 @@ def test_unbilled_hours_raise_risk_and_are_priced_at_the_card_rate(artifact):
         artifact, MODEL.feature_frame([_clean_invoice(), _clean_invoice(hours_billed=80.0, timesheet_late_pct=40.0)])
     )
 
-    assert leaking["main_score"] > clean["main_score"] + 0.4
+    assert leaking[MODEL.main_score] > clean[MODEL.main_score] + 0.4
     (reason,) = leaking["reasons"]
     assert reason["pattern"] == "unbilled_hours"
     # 40 h unbilled, minus the 5 % write-off tolerance (6 h), at 150 EUR/h
     assert reason["amount"] == pytest.approx((40.0 - 6.0) * 150.0)
     assert leaking["estimated_leaked_amount"] == pytest.approx(reason["amount"])
-    assert leaking["expected_loss"] == pytest.approx(leaking["main_score"] * reason["amount"], abs=0.01)
+    assert leaking["expected_loss"] == pytest.approx(leaking[MODEL.main_score] * reason["amount"], abs=0.01)
 
 
 def test_an_unapproved_discount_above_policy_is_flagged_but_an_approved_one_much_less(artifact):
@@ -229,8 +174,8 @@ def test_an_unapproved_discount_above_policy_is_flagged_but_an_approved_one_much
         ),
     )
 
-    assert unapproved["main_score"] > 0.5
-    assert approved["main_score"] < unapproved["main_score"] / 2
+    assert unapproved[MODEL.main_score] > 0.5
+    assert approved[MODEL.main_score] < unapproved[MODEL.main_score] / 2
     assert [r["pattern"] for r in unapproved["reasons"]] == ["discount_abuse"]
     assert approved["reasons"] == []
 
@@ -262,73 +207,7 @@ def test_fast_path_matches_the_scikit_learn_pipeline(artifact, fresh):
     inputs = pd.DataFrame(_indicators(_columns(frame, MODEL.feature_names())))
     expected = artifact["pipeline"].predict_proba(inputs)[:, 1]
 
-    np.testing.assert_allclose(scores, expected, atol=6e-5)
-
-
-def test_ten_thousand_rows_are_answered_in_well_under_a_second(artifact, fresh):
-    frame = fresh[MODEL.feature_names()].head(10_000)
-    started = time.perf_counter()
-    answers = MODEL.predict(artifact, frame)
-    assert len(answers) == 10_000
-    assert time.perf_counter() - started < 1.0
-
-
-# --- Artifact ------------------------------------------------------------------------------
-
-
-def test_artifact_round_trips_through_skops_with_only_library_types(artifact, fresh):
-    data = sio.dumps(artifact)
-    untrusted = sio.get_untrusted_types(data=data)
-
-    assert all(name.split(".")[0] in {"sklearn", "numpy", "scipy"} for name in untrusted), untrusted
-    loaded = sio.loads(data, trusted=untrusted)
-    frame = fresh[MODEL.feature_names()].head(500)
-    assert MODEL.predict(loaded, frame) == MODEL.predict(artifact, frame)
-
-
-# --- Contract ------------------------------------------------------------------------------
-
-
-def _extreme_rows(n: int, seed: int) -> list[dict]:
-    """Schema-valid rows drawn anywhere in the allowed ranges, bounds included."""
-    rng = np.random.default_rng(seed)
-    rows = []
-    for i in range(n):
-        row = {}
-        for feature in MODEL.features:
-            if feature.kind == "category":
-                row[feature.name] = feature.categories[rng.integers(len(feature.categories))]
-            elif feature.kind == "boolean":
-                row[feature.name] = bool(rng.integers(2))
-            else:
-                bound = [feature.minimum, feature.maximum][i % 2] if i < 2 else None
-                value = bound if bound is not None else rng.uniform(feature.minimum, feature.maximum)
-                row[feature.name] = round(value) if feature.kind == "integer" else float(value)
-        rows.append(row)
-    return rows
-
-
-def _finite(value) -> bool:
-    if isinstance(value, dict):
-        return all(_finite(v) for v in value.values())
-    if isinstance(value, list):
-        return all(_finite(v) for v in value)
-    return not isinstance(value, float) or math.isfinite(value)
-
-
-def test_any_schema_valid_input_gets_a_finite_json_answer(artifact):
-    answers = MODEL.predict(artifact, MODEL.feature_frame(_extreme_rows(500, seed=11)))
-
-    assert len(answers) == 500
-    for answer in answers:
-        assert _finite(answer), answer
-        assert isinstance(answer["main_score"], float)
-    json.dumps(answers, allow_nan=False)
-
-
-def test_module_imports_without_django():
-    code = (
-        "import sys, predictions.catalog.revenue_leak; "
-        "sys.exit(any(m == 'django' or m.startswith('django.') for m in sys.modules))"
-    )
-    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+    np.testing.assert_allclose(scores, expected, atol=6e-5)  # answers carry 4 decimals
+    pipeline = artifact["pipeline"]
+    logit = fast.decision_function(pipeline, _indicators(_columns(frame, MODEL.feature_names())))
+    np.testing.assert_allclose(logit, pipeline.decision_function(inputs), rtol=0, atol=1e-9)

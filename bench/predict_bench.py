@@ -44,7 +44,7 @@ def prepare(env: dict[str, str]) -> str:
         "import django; django.setup();"
         "from accounts.services import user_ensure, api_key_create;"
         "u,_=user_ensure(username='bench', role='predictor');"
-        "print(api_key_create(user=u, name='bench', role='predictor', tier='unlimited')[1])"
+        "print(api_key_create(user=u, name='bench', role='predictor', tier='premium')[1])"
     )
     return run([PYTHON, "-c", script], env).strip()
 
@@ -94,7 +94,9 @@ def start_server(env: dict[str, str], port: int, workers: int) -> subprocess.Pop
             "warning",
         ],
         cwd=ROOT,
-        env={**env, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "LOG_LEVEL": "WARNING"},
+        env={**env, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"},
+        stdout=subprocess.DEVNULL,  # the JSON request log is written, as in production, and discarded
+        stderr=subprocess.DEVNULL,
     )
     for _ in range(100):
         try:
@@ -176,11 +178,13 @@ def main() -> None:
     args = parser.parse_args()
 
     scratch = Path(tempfile.mkdtemp(prefix="modelops-bench-"))
+    # Rate limits stay on (counted on every request) but high enough never to refuse one.
     env = {
         **os.environ,
         "VAR_DIR": str(scratch),
-        "RATE_LIMIT_PER_IP": "none",
         "DJANGO_SETTINGS_MODULE": "config.settings",
+        "RATE_LIMIT_PER_IP": "100000000/min",
+        "RATE_LIMIT_TIERS": "basic=60/min,standard=600/min,premium=100000000/min,unlimited=none",
     }
     if args.postgres:
         subprocess.run(["dropdb", "-h", "127.0.0.1", "-U", "postgres", "--if-exists", "modelops_bench"], check=True)

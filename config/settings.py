@@ -191,11 +191,8 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["accounts.permissions.IsViewer"],
     # The per-IP limit is accounts.throttling.ClientIPRateLimitMiddleware.
     "DEFAULT_THROTTLE_CLASSES": ["accounts.throttling.KeyTierRateThrottle"],
-    "DEFAULT_PARSER_CLASSES": [
-        "config.api.parsers.SafeJSONParser",
-        "rest_framework.parsers.FormParser",
-        "rest_framework.parsers.MultiPartParser",
-    ],
+    # JSON only; the dataset upload view adds multipart for itself.
+    "DEFAULT_PARSER_CLASSES": ["config.api.parsers.SafeJSONParser"],
     "DEFAULT_RENDERER_CLASSES": [
         "config.api.renderers.FastJSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",

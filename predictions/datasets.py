@@ -7,6 +7,7 @@ import math
 from dataclasses import dataclass, field
 from typing import IO, Any
 
+import numpy as np
 import pandas as pd
 
 from predictions.catalog.base import CatalogModel, Feature
@@ -66,7 +67,7 @@ def _native(value: Any) -> Any:
     """pandas cells as the JSON-like values the validator expects (NaN means missing)."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return None
-    if hasattr(value, "item"):  # numpy scalar
+    if isinstance(value, np.generic):  # numpy scalar; arrays (list cells) reach the validator as they are
         return value.item()
     return value
 
@@ -76,7 +77,9 @@ def _check_target(target, value: Any) -> str | None:
         return "The target is required for training."
     if target.kind == "binary":
         return None if value in (0, 1, True, False) else "Must be 0 or 1."
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return "Must be a finite number."
+    if isinstance(value, float) and not math.isfinite(value):
         return "Must be a finite number."
     return None
 

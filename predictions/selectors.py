@@ -31,8 +31,15 @@ def active_version(model: MLModel) -> ModelVersion | None:
     return model.versions.filter(status=VersionStatus.ACTIVE).first()
 
 
+def catalog_models() -> QuerySet[MLModel]:
+    """Models the catalog still defines (a row left by a removed catalog entry is ignored)."""
+    from predictions.catalog import CATALOG
+
+    return MLModel.objects.filter(slug__in=list(CATALOG))
+
+
 def models_with_active_versions() -> list[tuple[MLModel, ModelVersion | None]]:
-    models = list(MLModel.objects.all())
+    models = list(catalog_models())
     active = {
         v.model_id: v
         for v in ModelVersion.objects.filter(status=VersionStatus.ACTIVE).defer("reference_profile", "params")

@@ -12,8 +12,9 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from accounts.models import User
 from history.services import RecordContext, prediction_records_create
-from predictions.artifacts import artifact_write
+from predictions.artifacts import ArtifactError, StoredArtifact, artifact_verified_bytes, artifact_write
 from predictions.catalog import CATALOG, get_catalog_model
 from predictions.catalog.base import CatalogModel, split_holdout
 from predictions.catalog.profile import build_reference_profile
@@ -21,7 +22,7 @@ from predictions.catalog.validation import validate_rows
 from predictions.datasets import FileFormatError, check_file, dataset_frame, format_from_name
 from predictions.models import Dataset, MLModel, ModelVersion, VersionStatus
 from predictions.selectors import previous_active_version
-from predictions.serving import registry
+from predictions.serving import ModelUnavailable, registry
 from predictions.usage import usage_count
 
 # Rows of the holdout whose outputs form the reference profile of the main score.
@@ -86,10 +87,13 @@ def model_train(
     sample = holdout.head(PROFILE_SAMPLE_ROWS)
     scores = np.array([answer[spec.main_score] for answer in spec.predict(artifact, sample[spec.feature_names()])])
     profile = build_reference_profile(spec.features, train, scores)
+    # Written before the transaction: serialising and fsyncing must not hold the database lock.
+    stored = artifact_write(slug=slug, artifact=artifact)
     elapsed = time.perf_counter() - started
-    version = _version_store(
+    return _version_store(
         slug=slug,
-        artifact=artifact,
+        stored=stored,
+        activate_if_first=activate_if_first,
         metrics=metrics,
         data=data,
         profile=profile,
@@ -98,17 +102,27 @@ def model_train(
         created_by=created_by,
         seed=seed,
     )
-    if activate_if_first and not version.model.versions.filter(status=VersionStatus.ACTIVE).exists():
-        version = version_promote(version=version)
-    return version
 
 
 @transaction.atomic
-def _version_store(*, slug, artifact, metrics, data, profile, training_rows, elapsed, created_by, seed) -> ModelVersion:
+def _version_store(
+    *,
+    slug: str,
+    stored: StoredArtifact,
+    activate_if_first: bool,
+    metrics: dict[str, float],
+    data: TrainingData,
+    profile: dict[str, Any],
+    training_rows: int,
+    elapsed: float,
+    created_by: str,
+    seed: int,
+) -> ModelVersion:
+    """Number and record the version under the model's row lock (so two trainings never share
+    a number, and only one of two first versions trained at once becomes active)."""
     model = MLModel.objects.select_for_update().get(slug=slug)
     number = (model.versions.aggregate(highest=Max("number"))["highest"] or 0) + 1
-    stored = artifact_write(slug=slug, number=number, artifact=artifact)
-    return ModelVersion.objects.create(
+    version = ModelVersion.objects.create(
         model=model,
         number=number,
         artifact_path=stored.relative_path,
@@ -123,6 +137,9 @@ def _version_store(*, slug, artifact, metrics, data, profile, training_rows, ela
         training_seconds=round(elapsed, 2),
         created_by=created_by,
     )
+    if activate_if_first and not model.versions.filter(status=VersionStatus.ACTIVE).exists():
+        version = version_promote(version=version)
+    return version
 
 
 # --- Datasets --------------------------------------------------------------------------------
@@ -136,10 +153,14 @@ class DatasetRejected(Exception):
         self.errors = errors or []
 
 
-@transaction.atomic
-def dataset_upload(*, slug: str, name: str, filename: str, data: bytes, uploaded_by) -> Dataset:
-    """Validate a training file against the model's schema and target, then store it."""
-    spec = get_catalog_model(slug)
+def dataset_upload(*, slug: str, name: str, filename: str, data: bytes, uploaded_by: User | None) -> Dataset:
+    """Validate a training file against the model's schema and target, then store it.
+
+    The file is checked before any database write, so a long check holds no lock.
+    """
+    if slug not in CATALOG:
+        raise DatasetRejected(f"Unknown model {slug!r}; choose one of {', '.join(CATALOG)}.")
+    spec = CATALOG[slug]
     file_format = format_from_name(filename)
     if file_format is None:
         raise DatasetRejected("The file must be .csv or .parquet.")
@@ -175,9 +196,15 @@ def version_promote(*, version: ModelVersion) -> ModelVersion:
     version = ModelVersion.objects.select_for_update().get(pk=version.pk)
     if version.status == VersionStatus.ACTIVE:
         raise VersionStateError(f"{model.slug} v{version.number} is already active.")
+    try:  # a process that starts later could not load it, and would have nothing to serve
+        artifact_verified_bytes(relative_path=version.artifact_path, sha256=version.sha256)
+    except ArtifactError as exc:
+        raise VersionStateError(f"{model.slug} v{version.number} cannot be promoted: {exc}.") from None
     model.versions.filter(status=VersionStatus.ACTIVE).update(status=VersionStatus.ARCHIVED)
     version.status = VersionStatus.ACTIVE
     version.activated_at = timezone.now()
+    model.serving_error, model.serving_error_at = "", None  # errors were about the version before
+    model.save(update_fields=["serving_error", "serving_error_at"])
     try:
         version.save(update_fields=["status", "activated_at"])
     except IntegrityError:  # the database refuses a second active version, whatever the code did
@@ -239,9 +266,13 @@ def predictions_make(
     spec = get_catalog_model(slug)
     checked = validate_rows(spec.features, rows)
     if checked.errors and (not partial or not checked.rows):
-        usage_count(slug=slug, requests=1, errors=1)
+        usage_count(slug=slug, requests=1, errors=0)  # the client's error, not the model's
         raise PredictionInputError(checked.errors)
-    loaded = registry.get(slug)
+    try:
+        loaded = registry.get(slug)
+    except ModelUnavailable:
+        usage_count(slug=slug, requests=1, errors=1)
+        raise
     started = time.perf_counter()
     outputs = spec.predict(loaded.artifact, spec.feature_frame(checked.rows))
     per_row_ms = (time.perf_counter() - started) * 1000 / len(outputs)

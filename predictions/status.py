@@ -6,7 +6,7 @@ from dataclasses import asdict
 from typing import Any
 
 from history.selectors import last_prediction_at
-from predictions.artifacts import ArtifactError, artifact_verified_bytes
+from predictions.artifacts import ArtifactError, artifact_path, artifact_verified_bytes
 from predictions.catalog import get_catalog_model
 from predictions.catalog.base import CatalogModel
 from predictions.models import MLModel, ModelVersion
@@ -85,14 +85,30 @@ def model_health(model: MLModel) -> dict[str, Any]:
     }
 
 
+# (path, sha256) -> (file size and mtime, verdict): hashing again only when the file changed
+# keeps the public readiness probe cheap however often it is called.
+_verdicts: dict[tuple[str, str], tuple[tuple[int, int] | None, tuple[bool, str | None]]] = {}
+
+
 def _verify(version: ModelVersion | None) -> tuple[bool, str | None]:
     if version is None:
         return False, "no active version"
+    key = (version.artifact_path, version.sha256)
+    try:
+        stat = artifact_path(version.artifact_path).stat()
+        signature = (stat.st_size, stat.st_mtime_ns)
+    except (OSError, ArtifactError):
+        signature = None
+    cached = _verdicts.get(key)
+    if cached is not None and signature is not None and cached[0] == signature:
+        return cached[1]
     try:
         artifact_verified_bytes(relative_path=version.artifact_path, sha256=version.sha256)
+        verdict: tuple[bool, str | None] = (True, None)
     except ArtifactError as exc:
-        return False, str(exc)
-    return True, None
+        verdict = (False, str(exc))
+    _verdicts[key] = (signature, verdict)
+    return verdict
 
 
 def active_artifact_problems() -> dict[str, str]:

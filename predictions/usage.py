@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import time
 
 from django.core.cache import cache
 
 from config.cache import cache_increment
+
+logger = logging.getLogger(__name__)
 
 HOUR = 3600
 
@@ -16,10 +19,14 @@ def _key(slug: str, kind: str, hour: int) -> str:
 
 
 def usage_count(*, slug: str, requests: int, errors: int) -> None:
+    """Count requests and server-side failures; never fails the prediction it counts."""
     hour = int(time.time()) // HOUR
-    cache_increment(_key(slug, "requests", hour), requests, timeout=2 * HOUR + 60)
-    if errors:
-        cache_increment(_key(slug, "errors", hour), errors, timeout=2 * HOUR + 60)
+    try:
+        cache_increment(_key(slug, "requests", hour), requests, timeout=2 * HOUR + 60)
+        if errors:
+            cache_increment(_key(slug, "errors", hour), errors, timeout=2 * HOUR + 60)
+    except Exception:  # a cache outage must not turn answered predictions into 500s
+        logger.warning("usage counters unavailable for %s", slug, exc_info=True)
 
 
 def usage_recent(*, slug: str) -> tuple[int, int]:

@@ -7,16 +7,18 @@ from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_view
 from rest_framework import generics, status
 from rest_framework.exceptions import ValidationError
+from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.models import APIKey
 from accounts.permissions import IsAdmin, IsPredictor, IsViewer, ViewerReadsOperatorWrites
 from config.api.errors import error_response
+from config.api.parsers import SafeJSONParser
 from predictions.api import serializers as api
-from predictions.catalog import CATALOG, CatalogModel, get_catalog_model
-from predictions.models import MLModel
-from predictions.selectors import datasets_of, models_with_active_versions, versions_of
+from predictions.catalog import CatalogModel, get_catalog_model
+from predictions.models import MLModel, ModelVersion
+from predictions.selectors import catalog_models, datasets_of, models_with_active_versions, versions_of
 from predictions.services import (
     Caller,
     DatasetRejected,
@@ -50,8 +52,8 @@ def _envelope(item: Any, where: str) -> tuple[Any, str]:
     entity_id = item.get("entity_id", "")
     if entity_id is None:
         entity_id = ""
-    if not isinstance(entity_id, str) or len(entity_id) > 120:
-        raise ValidationError({where: "entity_id must be a string of at most 120 characters."})
+    if not isinstance(entity_id, str) or len(entity_id) > 120 or not entity_id.isprintable():
+        raise ValidationError({where: "entity_id must be printable text of at most 120 characters."})
     if "features" not in item:
         raise ValidationError({where: "'features' is required."})
     return item["features"], entity_id
@@ -61,6 +63,7 @@ class _PredictView(APIView):
     """One prediction (subclassed per model so that each has its own documented schema)."""
 
     permission_classes = [IsPredictor]
+    parser_classes = [SafeJSONParser]  # never a multipart upload spooled to disk
     spec: CatalogModel
 
     def post(self, request):
@@ -87,6 +90,7 @@ class _PredictView(APIView):
 
 class _BatchView(APIView):
     permission_classes = [IsPredictor]
+    parser_classes = [SafeJSONParser]
     spec: CatalogModel
 
     def post(self, request):
@@ -163,7 +167,7 @@ def prediction_views(spec: CatalogModel) -> tuple[type[APIView], type[APIView]]:
 
 
 def _mlmodel(slug: str) -> MLModel:
-    return get_object_or_404(MLModel, slug=slug)
+    return get_object_or_404(catalog_models(), slug=slug)
 
 
 class ModelListView(APIView):
@@ -196,7 +200,7 @@ class ModelVersionListView(generics.ListAPIView):
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
-            return MLModel.objects.none()
+            return ModelVersion.objects.none()
         return versions_of(_mlmodel(self.kwargs["slug"])).select_related("model")
 
 
@@ -235,6 +239,7 @@ class DatasetListCreateView(generics.ListAPIView):
     """Training datasets: operators upload CSV or Parquet; rows are checked against the schema."""
 
     permission_classes = [ViewerReadsOperatorWrites]
+    parser_classes = [MultiPartParser]
     serializer_class = api.DatasetSerializer
     filterset_fields = ["model__slug"]
 
@@ -246,8 +251,6 @@ class DatasetListCreateView(generics.ListAPIView):
         params = api.DatasetUploadSerializer(data=request.data)
         params.is_valid(raise_exception=True)
         slug, upload = params.validated_data["model"], params.validated_data["file"]
-        if slug not in CATALOG:
-            raise ValidationError({"model": f"Unknown model; choose one of {', '.join(CATALOG)}."})
         try:
             dataset = dataset_upload(
                 slug=slug,

@@ -38,7 +38,7 @@ def _number_checker(feature: Feature) -> Callable[[Any], str | None]:
             isinstance(value, bool) or not isinstance(value, (int, float))
         ):
             return "Must be a number."
-        if not math.isfinite(value):
+        if value.__class__ is not int and not math.isfinite(value):  # ints are finite (and may not fit a float)
             return "Must be a finite number."
         if whole and value.__class__ is float and not value.is_integer():
             return "Must be a whole number."

@@ -93,10 +93,23 @@ def test_unusable_files_are_a_400(client, train, operator, name, content, fragme
     assert not Dataset.objects.exists()
 
 
+def test_a_parquet_file_with_list_cells_reports_the_rows(client, train, operator):
+    train("churn")
+    table = churn_table(20)
+    table["tenure_months"] = [[value] for value in table["tenure_months"]]
+    buffer = io.BytesIO()
+    table.to_parquet(buffer)
+
+    body = assert_error(upload(client, operator, "export.parquet", buffer.getvalue()), 400, "invalid_dataset")
+
+    assert "No valid row" in body["message"]
+    assert body["details"][0] == {"line": 1, "errors": {"tenure_months": "Must be a number."}}
+
+
 def test_unknown_model_and_roles(client, train, operator, viewer):
     train("churn")
     csv = churn_table(20).to_csv(index=False).encode()
 
-    assert_error(upload(client, operator, "a.csv", csv, model="weather"), 400, "validation_error")
+    assert_error(upload(client, operator, "a.csv", csv, model="weather"), 400, "invalid_dataset")
     assert_error(upload(client, viewer, "a.csv", csv), 403, "permission_denied")
     assert client.get("/api/datasets", **viewer.headers).status_code == 200

@@ -82,6 +82,35 @@ def test_invalid_features_are_a_400_naming_the_field(client, train, predictor, c
     assert not PredictionRecord.objects.exists()
 
 
+@pytest.mark.parametrize(
+    ("body_change", "where"),
+    [
+        ({"features": {"tenure_months": 10**400}}, "features"),
+        ({"entity_id": "client\u0000one"}, "body"),
+        ({"entity_id": "x" * 121}, "body"),
+    ],
+)
+def test_odd_values_are_a_400_not_a_crash(client, train, predictor, body_change, where):
+    train("churn")
+    body = {"features": churn_rows(1)[0]}
+    if "features" in body_change:
+        body["features"] = {**body["features"], **body_change["features"]}
+    else:
+        body.update(body_change)
+
+    response = client.post("/api/churn", body, format="json", **predictor.headers)
+
+    assert where in assert_error(response, 400, "validation_error")["details"]
+
+
+def test_a_multipart_body_is_refused_by_the_prediction_endpoints(client, train, predictor):
+    train("churn")
+
+    response = client.post("/api/churn", {"features": "x"}, format="multipart", **predictor.headers)
+
+    assert_error(response, 415, "unsupported_media_type")
+
+
 def test_an_unknown_category_lists_the_allowed_ones(client, train, predictor):
     train("churn")
     category = next(f for f in CHURN.features if f.kind == "category")

@@ -83,26 +83,62 @@ def test_promotion_errors(client, train, admin, predictor):
     assert_error(client.post("/api/models/nope/promote", {"version": 1}, format="json", **admin.headers), 404)
 
 
+def damage_artifact(version, how: str) -> None:
+    path = artifact_path(version.artifact_path)
+    if how == "tamper":
+        path.write_bytes(path.read_bytes()[:-10] + b"0123456789")
+    else:
+        path.unlink()
+
+
+DAMAGE_MESSAGES = {"tamper": "does not match its recorded sha256", "delete": "is missing"}
+
+
 @pytest.mark.parametrize("damage", ["tamper", "delete"])
 def test_a_damaged_artifact_is_refused_and_the_previous_version_keeps_serving(client, train, predictor, admin, damage):
     train("churn")
     second = train("churn", seed=1)
     assert predict_version(client, predictor) == 1
-    path = artifact_path(second.artifact_path)
-    if damage == "tamper":
-        path.write_bytes(path.read_bytes()[:-10] + b"0123456789")
-    else:
-        path.unlink()
 
-    client.post("/api/models/churn/promote", {"version": 2}, format="json", **admin.headers)
+    promoted = client.post("/api/models/churn/promote", {"version": 2}, format="json", **admin.headers)
+    damage_artifact(second, damage)  # after promotion, before this process reloads
     wait_for_refresh()
     served = predict_version(client, predictor)
     health = client.get("/api/models/churn/health", **predictor.headers).json()
 
-    assert served == 1
+    assert promoted.status_code == 200 and served == 1
     assert health["status"] == "red" and health["artifact_verified"] is False
-    expected = "does not match its recorded sha256" if damage == "tamper" else "is missing"
-    assert expected in health["artifact_problem"] and expected in health["serving_error"]
+    assert DAMAGE_MESSAGES[damage] in health["artifact_problem"]
+    assert DAMAGE_MESSAGES[damage] in health["serving_error"]
+
+
+def test_a_damaged_version_cannot_be_promoted(client, train, predictor, admin):
+    train("churn")
+    second = train("churn", seed=1)
+    damage_artifact(second, "tamper")
+
+    response = client.post("/api/models/churn/promote", {"version": 2}, format="json", **admin.headers)
+
+    body = assert_error(response, 409, "conflict")
+    assert "cannot be promoted" in body["message"] and DAMAGE_MESSAGES["tamper"] in body["message"]
+    assert predict_version(client, predictor) == 1
+
+
+def test_rolling_back_from_a_refused_version_turns_health_green_again(client, train, predictor, admin):
+    train("churn")
+    second = train("churn", seed=1)
+    predict_version(client, predictor)
+    client.post("/api/models/churn/promote", {"version": 2}, format="json", **admin.headers)
+    damage_artifact(second, "delete")
+    wait_for_refresh()
+    predict_version(client, predictor)
+
+    client.post("/api/models/churn/rollback", **admin.headers)
+    wait_for_refresh()
+    health = client.get("/api/models/churn/health", **predictor.headers).json()
+
+    assert predict_version(client, predictor) == 1
+    assert health["status"] == "green" and health["serving_error"] is None
 
 
 def test_health_is_green_for_a_served_model(client, train, predictor):

@@ -39,13 +39,28 @@ class LockingFileBasedCache(FileBasedCache):
             return super().incr(key, delta, version=version)
 
 
+# INCRBY, and EXPIRE when the counter was just created: atomic, one round trip, any Redis.
+_INCREMENT_SCRIPT = """
+local value = redis.call('INCRBY', KEYS[1], ARGV[1])
+if value == tonumber(ARGV[1]) then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
+return value
+"""
+
+
 def cache_increment(key: str, amount: int = 1, *, timeout: int) -> int:
     """Add ``amount`` to a shared counter, creating it with ``timeout``; returns the new value.
 
     Atomic wherever the cache's add and incr are (Redis, and LockingFileBasedCache above).
+    On Redis it runs as one script: Django's own incr takes two round trips (EXISTS, INCRBY)
+    plus an ADD for a new counter, and this runs on every request for rate limits.
     """
     from django.core.cache import cache
+    from django.core.cache.backends.redis import RedisCache
 
+    if isinstance(cache, RedisCache):
+        full_key = cache.make_and_validate_key(key)
+        client = cache._cache.get_client(full_key, write=True)
+        return int(client.eval(_INCREMENT_SCRIPT, 1, full_key, amount, timeout))
     try:
         return cache.incr(key, amount)
     except ValueError:  # no counter yet

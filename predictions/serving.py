@@ -37,7 +37,6 @@ class LoadedVersion:
     number: int
     sha256: str
     artifact: dict[str, Any]
-    loaded_at: float
 
 
 class ServingRegistry:
@@ -82,7 +81,7 @@ class ServingRegistry:
             model_record_serving_error(slug=slug, error=f"v{pointer.number}: {refused}")
             return
         self._loaded[slug] = LoadedVersion(
-            slug, pointer.version_id, pointer.model_id, pointer.number, pointer.sha256, artifact, time.monotonic()
+            slug, pointer.version_id, pointer.model_id, pointer.number, pointer.sha256, artifact
         )
         model_clear_serving_error(slug=slug)
         logger.info("serving %s v%s", slug, pointer.number)

@@ -24,6 +24,11 @@ def _describe(feature: Feature) -> str:
     return f"{feature.description}{unit}.{default} Example: {feature.example!r}."
 
 
+def _component_prefix(spec: CatalogModel) -> str:
+    """``revenue-leak`` -> ``RevenueLeak``: the model's part of its OpenAPI component names."""
+    return "".join(part.title() for part in spec.slug.split("-"))
+
+
 def features_serializer(spec: CatalogModel) -> type[serializers.Serializer]:
     """An OpenAPI description of the model's inputs, generated from its feature schema.
 
@@ -31,13 +36,12 @@ def features_serializer(spec: CatalogModel) -> type[serializers.Serializer]:
     fast enough for 10,000-row batches.
     """
     fields = {feature.name: _feature_field(feature) for feature in spec.features}
-    name = "".join(part.title() for part in spec.slug.split("-")) + "Features"
-    return type(name, (serializers.Serializer,), fields)
+    return type(f"{_component_prefix(spec)}Features", (serializers.Serializer,), fields)
 
 
-def prediction_request_serializers(spec: CatalogModel) -> tuple[type, type, type, type]:
+def prediction_request_serializers(spec: CatalogModel) -> tuple[type, type, type]:
     """Request and response serializers for one model's single and batch endpoints."""
-    prefix = "".join(part.title() for part in spec.slug.split("-"))
+    prefix = _component_prefix(spec)
     features = features_serializer(spec)
     single = type(
         f"{prefix}PredictionRequest",
@@ -72,7 +76,7 @@ def prediction_request_serializers(spec: CatalogModel) -> tuple[type, type, type
             "prediction": serializers.DictField(help_text=spec.summary),
         },
     )
-    return single, batch, single_answer, features
+    return single, batch, single_answer
 
 
 class BatchResultSerializer(serializers.Serializer):

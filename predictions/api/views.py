@@ -136,7 +136,7 @@ class _BatchView(APIView):
 
 def prediction_views(spec: CatalogModel) -> tuple[type[APIView], type[APIView]]:
     """The single and batch views of one model, documented with its own schema and example."""
-    single, batch, single_answer, _ = api.prediction_request_serializers(spec)
+    single, batch, single_answer = api.prediction_request_serializers(spec)
     example = {"features": spec.example_row(), "entity_id": f"{spec.entity_label.replace(' ', '-')}-1042"}
     tag = f"predict: {spec.slug}"
     single_view = extend_schema_view(

@@ -30,6 +30,9 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         mlmodels_sync_catalog()
         if options["dataset"] is not None:
+            ignored = [f"--{name}" for name in ("model", "rows") if options[name] is not None]
+            if ignored or options["drift"] or options["if_none_active"]:
+                raise CommandError("--dataset trains the dataset's own model on its rows; drop the other options.")
             self._train_dataset(options)
             return
         if options["rows"] is not None and options["rows"] < 100:

@@ -1,6 +1,6 @@
 """The timesheet anomaly model: its synthetic world, its hit rate on injected anomalies, its answers.
 
-What every catalog model promises (schema, generator, JSON answers, artifact, speed) is
+What every catalog model promises (schema, generator, JSON answers, artifact) is
 checked in ``test_contract.py``.
 """
 

@@ -1,6 +1,6 @@
 """The budget model: its synthetic world, the quality of its allocations, its answers.
 
-What every catalog model promises (schema, generator, JSON answers, artifact, speed) is
+What every catalog model promises (schema, generator, JSON answers, artifact) is
 checked in ``test_contract.py``.
 """
 

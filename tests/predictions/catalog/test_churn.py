@@ -1,6 +1,6 @@
 """The churn model: its synthetic world, its quality against the truth, and its answers.
 
-What every catalog model promises (schema, generator, JSON answers, artifact, speed) is
+What every catalog model promises (schema, generator, JSON answers, artifact) is
 checked in ``test_contract.py``.
 """
 

@@ -1,6 +1,6 @@
 """The pricing model: its synthetic world, the quality of its price decisions, its answers.
 
-What every catalog model promises (schema, generator, JSON answers, artifact, speed) is
+What every catalog model promises (schema, generator, JSON answers, artifact) is
 checked in ``test_contract.py``.
 """
 

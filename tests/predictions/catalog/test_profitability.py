@@ -1,6 +1,6 @@
 """Client profitability: quality on fresh clients, the interval, the generator and the answers.
 
-What every catalog model promises (schema, generator, JSON answers, artifact, speed) is
+What every catalog model promises (schema, generator, JSON answers, artifact) is
 checked in ``test_contract.py``.
 """
 

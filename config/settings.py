@@ -274,7 +274,9 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
 CELERY_ENABLE_UTC = True
 CELERY_TASK_DEFAULT_QUEUE = "default"
-CELERY_TASK_QUEUES = (Queue("default"), Queue("predictions"), Queue("training"))
+# Each queue bound by its own routing key (a bare Queue(name) binds the default key "default"
+# for all three), so that routing never depends on how a transport treats that ambiguity.
+CELERY_TASK_QUEUES = tuple(Queue(name, routing_key=name) for name in ("default", "predictions", "training"))
 CELERY_TASK_ROUTES = {
     "predictions.*": {"queue": "predictions"},
     "scheduling.*": {"queue": "predictions"},

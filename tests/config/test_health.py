@@ -113,3 +113,20 @@ def test_metrics_count_requests_by_view_and_status(client, viewer):
 
     assert 'django_http_responses_total_by_status_view_method_total{method="GET",status="200",view="me"}' in metrics
     assert "django_http_requests_latency_seconds_by_view_method_bucket" in metrics
+
+
+@pytest.mark.integration
+@pytest.mark.django_db
+def test_a_task_reaches_only_the_queue_it_was_sent_to(client, make_caller):
+    operator = make_caller(Role.OPERATOR)
+
+    with celery_worker(service_env(), queues="predictions"):
+        elsewhere = client.post(
+            "/api/health/worker", {"queue": "training", "timeout": 3}, format="json", **operator.headers
+        )
+        here = client.post(
+            "/api/health/worker", {"queue": "predictions", "timeout": 30}, format="json", **operator.headers
+        )
+
+    assert elsewhere.status_code == 504  # a worker on "predictions" never sees a "training" task
+    assert here.status_code == 200 and here.json()["queue"] == "predictions"

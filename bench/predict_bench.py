@@ -79,7 +79,7 @@ def plain_calls(env: dict[str, str], only: list[str] | None) -> dict[str, dict[s
     return results
 
 
-def start_server(env: dict[str, str], port: int, workers: int) -> subprocess.Popen:
+def start_server(env: dict[str, str], port: int, workers: int, threads: int) -> subprocess.Popen:
     server = subprocess.Popen(
         [
             str(BIN / "gunicorn"),
@@ -88,6 +88,8 @@ def start_server(env: dict[str, str], port: int, workers: int) -> subprocess.Pop
             f"127.0.0.1:{port}",
             "--workers",
             str(workers),
+            "--threads",
+            str(threads),
             "--access-logfile",
             "/dev/null",
             "--log-level",
@@ -174,6 +176,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10, help="wrk duration per model.")
     parser.add_argument("--port", type=int, default=8790)
     parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes.")
+    parser.add_argument("--threads", type=int, default=1, help="Threads per worker (>1: gunicorn's gthread).")
     parser.add_argument("--models", nargs="*", help="Only these slugs (default: all seven).")
     args = parser.parse_args()
 
@@ -198,7 +201,7 @@ def main() -> None:
 
     from predictions.catalog import CATALOG
 
-    server = start_server(env, args.port, args.workers)
+    server = start_server(env, args.port, args.workers, args.threads)
     try:
         rows = []
         for slug, spec in CATALOG.items():
@@ -213,7 +216,8 @@ def main() -> None:
         server.wait()
 
     backend = f"{'PostgreSQL' if args.postgres else 'SQLite'} + {'Redis' if args.redis else 'file cache'}"
-    print(f"\n{backend}, gunicorn {args.workers} workers, wrk -t2 -c8 -d{args.seconds}s, batch of 10,000 rows\n")
+    setup = f"gunicorn {args.workers} workers x {args.threads} threads, wrk -t2 -c8 -d{args.seconds}s"
+    print(f"\n{backend}, {setup}, batch of 10,000 rows\n")
     print(
         "| model | plain predict, 1 row (ms) | plain predict, rows/s | HTTP single req/s "
         "| p50 ms | p99 ms | non-2xx | HTTP batch rows/s |"

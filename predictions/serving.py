@@ -51,6 +51,14 @@ class ServingRegistry:
                 self._refresh(slug)
         loaded = self._loaded.get(slug)
         if loaded is None:
+            # In a threaded server another thread may be loading it right now (it marks the
+            # check done before the load finishes): wait for it under the lock, then retry once.
+            with self._lock:
+                loaded = self._loaded.get(slug)
+                if loaded is None:
+                    self._refresh(slug)
+                    loaded = self._loaded.get(slug)
+        if loaded is None:
             raise ModelUnavailable(f"Model '{slug}' has no servable version; see /api/models/{slug}/health.")
         return loaded
 

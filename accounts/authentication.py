@@ -18,8 +18,8 @@ def raw_key_from_request(request) -> str | None:
 class APIKeyAuthentication(BaseAuthentication):
     """Authenticate by API key: ``request.user`` is the key's user, ``request.auth`` the key.
 
-    Every request checks the database, so a revoked or expired key fails on the very next
-    request, in every process.
+    A revoked or expired key fails on the very next request, in every process: verified keys
+    are remembered per process only as long as no key or user changes (accounts/key_cache.py).
     """
 
     def authenticate(self, request):
@@ -27,7 +27,7 @@ class APIKeyAuthentication(BaseAuthentication):
         if raw_key is None:
             return None
         try:
-            api_key = api_key_from_raw(raw_key.strip())
+            api_key = api_key_from_raw(raw_key.strip(), known_generation=_generation_read_with_ip_count(request))
         except KeyRejected as rejected:
             raise AuthenticationFailed(str(rejected), code=rejected.code) from None
         api_key_mark_used(api_key=api_key)
@@ -35,3 +35,8 @@ class APIKeyAuthentication(BaseAuthentication):
 
     def authenticate_header(self, request) -> str:
         return 'Api-Key realm="api"'
+
+
+def _generation_read_with_ip_count(request) -> int | None:
+    """The API-key generation the per-IP limit read with its counter (None if it did not run)."""
+    return getattr(getattr(request, "_request", request), "api_key_generation", None)

@@ -39,7 +39,7 @@ def api_key_create(
 
 @transaction.atomic
 def api_key_revoke(*, api_key: APIKey) -> APIKey:
-    """Revoke for good: the next request with this key is refused (keys are not cached)."""
+    """Revoke for good: the next request with this key is refused (see accounts/key_cache.py)."""
     if api_key.revoked_at is None:
         api_key.revoked = True
         api_key.revoked_at = timezone.now()

@@ -14,13 +14,15 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
 from rest_framework.throttling import BaseThrottle
 
+from accounts.key_cache import GENERATION_CACHE_KEY
 from accounts.models import APIKey
 from config.api.errors import error_response
-from config.cache import cache_increment
+from config.cache import cache_increment_and_get
 
 # Probes and scrapers call these all day from one address. Exact paths: other endpoints under
 # /api/health (the worker check) take a key and are counted like any other.
@@ -54,11 +56,18 @@ class RateLimitState:
 
 def count_request(scope: str, ident: str, limit: int, period: int) -> RateLimitState:
     """Count one request in the current window of ``period`` seconds; return where it stands."""
+    return count_request_and_read(scope, ident, limit, period)[0]
+
+
+def count_request_and_read(
+    scope: str, ident: str, limit: int, period: int, read_key: str | None = None
+) -> tuple[RateLimitState, Any]:
+    """``count_request``, and the shared value under ``read_key``, in one cache round trip."""
     now = int(time.time())
     window_start = now - now % period
     key = f"ratelimit:{scope}:{ident}:{window_start}"
-    count = cache_increment(key, timeout=period + 1)
-    return RateLimitState(limit=limit, count=count, reset_at=window_start + period)
+    count, value = cache_increment_and_get(key, timeout=period + 1, read_key=read_key)
+    return RateLimitState(limit=limit, count=count, reset_at=window_start + period), value
 
 
 class _WindowThrottle(BaseThrottle):
@@ -118,7 +127,11 @@ class ClientIPRateLimitMiddleware:
         rate = settings.RATE_LIMIT_PER_IP
         if rate is None or is_rate_limit_exempt(request.path):
             return self.get_response(request)
-        state = count_request("ip", self._ident.get_ident(request), *rate)
+        # The API-key generation rides along: authentication needs it on every request with
+        # a key (accounts/key_cache.py), and this saves it a round trip of its own.
+        state, request.api_key_generation = count_request_and_read(
+            "ip", self._ident.get_ident(request), *rate, read_key=GENERATION_CACHE_KEY
+        )
         _remember_tightest(request, state)
         if not state.allowed:
             return error_response(

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 
 from celery import Celery, signals
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
@@ -30,6 +31,31 @@ app = ModelOpsCelery("modelops")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.conf.imports = ("config.health.tasks",)
 app.autodiscover_tasks()
+
+# Periodic work, declared in code: beat's DatabaseScheduler writes these entries into its
+# PeriodicTask table each time it starts (update_or_create by name), so an interval changed
+# here ships with the code, and an edit made in the admin lasts only until the next beat start.
+# Each task only changes rows still in the state it found, so a second beat sending them as
+# well changes nothing.
+app.conf.beat_schedule = {
+    **(app.conf.beat_schedule or {}),
+    # Scheduled runs: lost ticks (a beat that was down, a message lost) re-sent 20-35 s after the slot.
+    "scheduling.resend_overdue": {"task": "scheduling.resend_overdue", "schedule": 15.0},
+    # Scheduled runs: executions whose worker died, failed once their lease runs out.
+    "scheduling.reap_executions": {"task": "scheduling.reap_executions", "schedule": 60.0},
+    # History: roll up closed hours for trends, then delete records past retention.
+    "history-rollup": {"task": "history.rollup_closed_hours", "schedule": 300.0},
+    "history-retention": {"task": "history.apply_retention", "schedule": 3600.0},
+    # Bulk jobs: re-send lost work and fail jobs that stopped progressing (predictions/bulk.py).
+    # On the default queue: behind a long backlog of chunks on "predictions" it would run late.
+    "predictions.bulk_reap": {"task": "predictions.bulk_reap", "schedule": 60.0, "options": {"queue": "default"}},
+    # Bulk jobs: delete inputs and results older than BULK_RETENTION_DAYS.
+    "predictions.bulk_purge": {
+        "task": "predictions.bulk_purge",
+        "schedule": crontab(minute=17),
+        "options": {"queue": "default"},
+    },
+}
 
 # Message header that carries the correlation id from the request to the task.
 CORRELATION_HEADER = "modelops_correlation_id"  # not "correlation_id": Celery uses that name for the task id
@@ -77,3 +103,11 @@ def _forget_correlation_id(**kwargs) -> None:
     from config.correlation import set_correlation_id
 
     set_correlation_id(None)
+
+
+@signals.worker_process_init.connect
+def _tune_garbage_collector(**kwargs) -> None:
+    """Each pool process scores chunks of thousands of rows: see config/gc.py."""
+    from config.gc import tune_for_serving
+
+    tune_for_serving()

@@ -7,6 +7,8 @@ broker and a file cache under ``var/``. ``DATABASE_URL``, ``CELERY_BROKER_URL`` 
 
 from __future__ import annotations
 
+import ipaddress
+import re
 import secrets
 from pathlib import Path
 
@@ -76,6 +78,7 @@ INSTALLED_APPS = [
     "accounts",
     "predictions",
     "history",
+    "scheduling",
 ]
 
 MIDDLEWARE = [
@@ -145,6 +148,8 @@ if CACHES["default"]["BACKEND"] == "django.core.cache.backends.filebased.FileBas
         TIMEOUT=86400,  # >= the longest rate-limit window; see config/cache.py
         OPTIONS={"MAX_ENTRIES": 20_000, **CACHES["default"].get("OPTIONS", {})},
     )
+if CACHES["default"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache":
+    CACHES["default"]["BACKEND"] = "config.cache.ReusingRedisCache"  # one client per process; see config/cache.py
 
 # --- Auth -----------------------------------------------------------------------------------
 AUTH_USER_MODEL = "accounts.User"
@@ -231,7 +236,7 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "SECURITY": [{"ApiKeyAuth": []}],
-    "ENUM_NAME_OVERRIDES": {"RoleEnum": "accounts.roles.Role"},
+    "ENUM_NAME_OVERRIDES": {"RoleEnum": "accounts.roles.Role", "BulkJobStatusEnum": "predictions.models.BulkJobStatus"},
     "PREPROCESSING_HOOKS": ["config.api.schema.document_paths_without_trailing_slash"],
 }
 
@@ -282,6 +287,7 @@ CELERY_TASK_ROUTES = {
     "scheduling.*": {"queue": "predictions"},
     "retraining.*": {"queue": "training"},
     "training.*": {"queue": "training"},
+    "history.*": {"queue": "default"},
 }
 # Hard limit per task unless a task sets its own. No global soft limit: a task that needs to
 # clean up sets soft_time_limit next to its own time_limit.
@@ -298,7 +304,19 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False  # keep the JSON log format in workers
 CELERY_WORKER_SEND_TASK_EVENTS = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# django-celery-beat's DatabaseScheduler, tuned to send thousands of due entries in a second
+# (scheduling/beat.py explains what changes and why).
+CELERY_BEAT_SCHEDULER = "scheduling.beat:DatabaseScheduler"
+
+# --- Scheduled runs (scheduling/services.py) ----------------------------------------------------
+# A slot that starts later than this after its time is missed, and the run's misfire policy
+# applies. At least 60 s: the sweeper re-sends a lost tick 20-35 s after its slot.
+SCHEDULING_MISFIRE_GRACE_SECONDS = env_int("SCHEDULING_MISFIRE_GRACE_SECONDS", 60, minimum=60)
+# An execution whose worker gave no sign of life for this long is failed by the reaper. Workers
+# report after every 10,000 rows, which takes a few seconds.
+SCHEDULING_EXECUTION_LEASE_SECONDS = env_int("SCHEDULING_EXECUTION_LEASE_SECONDS", 600, minimum=60)
+# Disable a run after this many failed executions in a row; 0 never does.
+SCHEDULING_AUTO_DISABLE_AFTER_FAILURES = env_int("SCHEDULING_AUTO_DISABLE_AFTER_FAILURES", 0, minimum=0)
 CELERY_TASK_ALWAYS_EAGER = False
 
 # --- Logging: one JSON object per line, each carrying the request's correlation id ------------
@@ -330,3 +348,62 @@ LOGGING = {
         "gunicorn.access": {"level": "WARNING"},
     },
 }
+
+# --- History: roll-ups, retention, listings, outcomes ------------------------------------------
+# Raw records older than this are deleted (after their hours are rolled up) until an admin sets
+# another age through PUT /api/history/retention, which is stored in the database and wins.
+HISTORY_RETENTION_DAYS = env_int("HISTORY_RETENTION_DAYS", 365, minimum=1)
+# Record ids per DELETE, each batch its own short transaction, and the pause between two.
+# PostgreSQL deletes never block inserts: batches there only bound the transaction, and the
+# pause leaves the disk to the predictions written meanwhile. SQLite's writers wait for the
+# whole database while a batch runs, polling with growing sleeps (1, 2, 5, 10, 15 ms...): small
+# batches and a pause longer than those sleeps let them in between.
+_sqlite = _db["ENGINE"].endswith("sqlite3")
+HISTORY_RETENTION_BATCH_ROWS = env_int("HISTORY_RETENTION_BATCH_ROWS", 200 if _sqlite else 5_000, minimum=100)
+HISTORY_RETENTION_PAUSE_MS = env_int("HISTORY_RETENTION_PAUSE_MS", 50 if _sqlite else 20, minimum=0)
+# An hour is rolled up this long after it ends: records are stamped when a request starts and
+# committed when it ends, so a large batch may land a little after its hour closed.
+HISTORY_ROLLUP_DELAY_SECONDS = env_int("HISTORY_ROLLUP_DELAY_SECONDS", 600, minimum=0)
+HISTORY_PAGE_SIZE_MAX = env_int("HISTORY_PAGE_SIZE_MAX", 1_000, minimum=1)
+HISTORY_EXPORT_MAX_ROWS = env_int("HISTORY_EXPORT_MAX_ROWS", 1_000_000, minimum=1)
+# Scores drawn from each side for the Kolmogorov-Smirnov test of a comparison.
+HISTORY_COMPARE_SAMPLE_SIZE = env_int("HISTORY_COMPARE_SAMPLE_SIZE", 10_000, minimum=100)
+HISTORY_OUTCOMES_MAX_ITEMS = env_int("HISTORY_OUTCOMES_MAX_ITEMS", 10_000, minimum=1)
+
+# --- Bulk prediction jobs (predictions/bulk.py) ---------------------------------------------------
+# Rows per chunk: one Celery task, one transaction, one result part. 10,000 rows take well under
+# a second to predict and record, so a cancelled job stops quickly and a redelivered chunk
+# repeats little work, while the per-task overhead (~3 ms) stays below 1 % of a chunk.
+BULK_CHUNK_ROWS = env_int("BULK_CHUNK_ROWS", 10_000, minimum=1)
+# Larger inputs are refused at submission: chunk rows and a job's files must stay manageable.
+BULK_MAX_ROWS = env_int("BULK_MAX_ROWS", 20_000_000, minimum=1)
+# A chunk claimed longer ago than this is presumed abandoned (its worker died) and may be taken
+# over by another delivery. Far above a chunk's running time, below the job lease.
+BULK_CHUNK_LEASE_SECONDS = env_int("BULK_CHUNK_LEASE_SECONDS", 300, minimum=1)
+# A running job with no chunk finished for this long is failed by the reaper, with the reason.
+BULK_JOB_LEASE_SECONDS = env_int("BULK_JOB_LEASE_SECONDS", 1800, minimum=2)
+if BULK_JOB_LEASE_SECONDS <= BULK_CHUNK_LEASE_SECONDS:
+    raise SettingError("Environment variable BULK_JOB_LEASE_SECONDS must exceed BULK_CHUNK_LEASE_SECONDS")
+# Attempts at one chunk (failures and dead workers alike) before the job fails: a chunk that
+# kills its worker every time must not be redelivered forever.
+BULK_CHUNK_MAX_ATTEMPTS = env_int("BULK_CHUNK_MAX_ATTEMPTS", 5, minimum=1)
+# Inputs and results are deleted this many days after the job finished (the job row stays).
+BULK_RETENTION_DAYS = env_int("BULK_RETENTION_DAYS", 7, minimum=1)
+# Callback URLs may point at private, loopback, link-local or reserved addresses only when
+# their host name, address or network (CIDR) is listed here. Closed by default.
+BULK_CALLBACK_ALLOWED_HOSTS = env_list("BULK_CALLBACK_ALLOWED_HOSTS", [])
+for _entry in BULK_CALLBACK_ALLOWED_HOSTS:
+    if not re.fullmatch(r"[A-Za-z0-9.:\-]+(/\d{1,3})?", _entry):
+        raise SettingError(
+            f"Environment variable BULK_CALLBACK_ALLOWED_HOSTS: {_entry!r} is not a host, address or CIDR"
+        )
+    if "/" in _entry:
+        try:
+            ipaddress.ip_network(_entry, strict=False)
+        except ValueError:
+            raise SettingError(f"Environment variable BULK_CALLBACK_ALLOWED_HOSTS: {_entry!r} is not a CIDR") from None
+# Attempts per callback, the first retry's delay (doubled each time) and each attempt's timeout:
+# 6 attempts 30 s apart at first reach a receiver that is down for up to ~15 minutes.
+BULK_CALLBACK_MAX_ATTEMPTS = env_int("BULK_CALLBACK_MAX_ATTEMPTS", 6, minimum=1)
+BULK_CALLBACK_BACKOFF_SECONDS = env_int("BULK_CALLBACK_BACKOFF_SECONDS", 30, minimum=1)
+BULK_CALLBACK_TIMEOUT_SECONDS = env_int("BULK_CALLBACK_TIMEOUT_SECONDS", 10, minimum=1)

@@ -14,6 +14,8 @@ api_patterns = [
     path("auth/", include("rest_framework.urls")),
     path("", include("accounts.api.urls")),
     path("", include("predictions.api.urls")),
+    path("", include("history.api.urls")),
+    path("", include("scheduling.api.urls")),
 ]
 
 urlpatterns = [

@@ -1,8 +1,11 @@
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from django.utils.html import format_html
 
-from predictions.models import Dataset, MLModel, ModelVersion, VersionStatus
+from predictions.bulk import BulkJobStateError, bulk_job_cancel
+from predictions.bulk_selectors import bulk_job_progress
+from predictions.models import BulkJob, CallbackDelivery, Dataset, MLModel, ModelVersion, VersionStatus
 from predictions.services import VersionStateError, model_rollback, version_promote
 
 
@@ -107,3 +110,51 @@ class DatasetAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False  # uploads go through /api/datasets, which validates them
+
+
+# --- Bulk prediction jobs ---------------------------------------------------------------------------
+
+
+class CallbackDeliveryInline(admin.TabularInline):
+    """The delivery log: every attempt at calling the job's callback URL."""
+
+    model = CallbackDelivery
+    fields = ("created_at", "event", "attempt", "outcome", "status_code", "duration_ms", "error", "next_attempt_at")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    ordering = ("created_at", "id")
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(BulkJob)
+class BulkJobAdmin(admin.ModelAdmin):
+    list_display = ("id", "model", "owner", "status", "progress", "rows_total", "rows_failed", "created_at")
+    list_filter = ("status", "model", "output_format")
+    list_select_related = ("model", "owner")
+    search_fields = ("=id", "owner__username", "input_name", "correlation_id")
+    date_hierarchy = "created_at"
+    readonly_fields = [f.name for f in BulkJob._meta.fields if f.name != "skipped_lines"] + ["progress"]
+    exclude = ("skipped_lines",)
+    inlines = [CallbackDeliveryInline]
+    actions = ["cancel"]
+
+    @admin.display(description="Progress")
+    def progress(self, obj: BulkJob) -> str:
+        percent = bulk_job_progress(obj)
+        return format_html('<progress value="{}" max="100"></progress> {}%', percent, percent)
+
+    def has_add_permission(self, request):
+        return False  # jobs come from POST /api/bulk-predictions, which checks the input
+
+    @admin.action(description="Cancel selected jobs (running chunks stop at their end)")
+    def cancel(self, request, queryset):
+        for job in queryset:
+            try:
+                bulk_job_cancel(job=job, cancelled_by=request.user.get_username())
+            except BulkJobStateError as exc:
+                self.message_user(request, f"Job {job.pk}: {exc}", messages.WARNING)
+            else:
+                self.message_user(request, f"Job {job.pk} cancelled.")

@@ -27,6 +27,16 @@ def active_pointer(slug: str) -> ActivePointer | None:
     return ActivePointer(*row) if row else None
 
 
+def version_pointer(version_id: int) -> ActivePointer | None:
+    """The same for any version by id, whatever its status (jobs pinned to a version)."""
+    row = (
+        ModelVersion.objects.filter(pk=version_id)
+        .values_list("id", "model_id", "number", "artifact_path", "sha256")
+        .first()
+    )
+    return ActivePointer(*row) if row else None
+
+
 def active_version(model: MLModel) -> ModelVersion | None:
     return model.versions.filter(status=VersionStatus.ACTIVE).first()
 
@@ -63,3 +73,7 @@ def previous_active_version(model: MLModel) -> ModelVersion | None:
 def datasets_of(model: MLModel | None = None) -> QuerySet[Dataset]:
     datasets = Dataset.objects.select_related("model", "uploaded_by")
     return datasets.filter(model=model) if model else datasets
+
+
+def version_by_number(*, model_id: int, number: int) -> ModelVersion | None:
+    return ModelVersion.objects.filter(model_id=model_id, number=number).defer("reference_profile").first()

@@ -4,6 +4,7 @@ import hashlib
 import time
 from dataclasses import dataclass, field
 from typing import Any
+from uuid import UUID
 
 import numpy as np
 import pandas as pd
@@ -13,7 +14,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from accounts.models import User
-from history.services import RecordContext, prediction_records_create
+from history.services import RecordContext, prediction_records_writer
 from predictions.artifacts import ArtifactError, StoredArtifact, artifact_verified_bytes, artifact_write
 from predictions.catalog import CATALOG, get_catalog_model
 from predictions.catalog.base import CatalogModel, split_holdout
@@ -238,6 +239,11 @@ def model_clear_serving_error(*, slug: str) -> None:
 # --- Predictions -----------------------------------------------------------------------------
 
 
+# Rows predicted and handed to the history writer at a time: large enough for numpy to pay,
+# small enough that the database ingests one part while the next is predicted.
+PREDICT_PART_ROWS = 2_000
+
+
 @dataclass
 class PredictionBatch:
     slug: str
@@ -250,15 +256,25 @@ class PredictionBatch:
 
 @dataclass(frozen=True)
 class Caller:
+    """Who asks for predictions; every record made for them says so."""
+
     source: str
     correlation_id: str
     api_key_prefix: str = ""
+    bulk_job_id: UUID | None = None
+    scheduled_execution_id: int | None = None
 
 
 def predictions_make(
-    *, slug: str, rows: list[Any], entity_ids: list[str], caller: Caller, partial: bool = False
+    *,
+    slug: str,
+    rows: list[Any],
+    entity_ids: list[str],
+    caller: Caller,
+    partial: bool = False,
+    version_id: int | None = None,
 ) -> PredictionBatch:
-    """Validate, predict with the active version, and record every answer in history.
+    """Validate, predict with the active version (or ``version_id``), record every answer.
 
     Without ``partial``, one invalid row fails the whole call and nothing is recorded; with
     it, valid rows are answered and recorded and invalid ones reported by index.
@@ -269,13 +285,10 @@ def predictions_make(
         usage_count(slug=slug, requests=1, errors=0)  # the client's error, not the model's
         raise PredictionInputError(checked.errors)
     try:
-        loaded = registry.get(slug)
+        loaded = registry.get(slug) if version_id is None else registry.get_version(slug, version_id)
     except ModelUnavailable:
         usage_count(slug=slug, requests=1, errors=1)
         raise
-    started = time.perf_counter()
-    outputs = spec.predict(loaded.artifact, spec.feature_frame(checked.rows))
-    per_row_ms = (time.perf_counter() - started) * 1000 / len(outputs)
     context = RecordContext(
         model_id=loaded.model_id,
         version_id=loaded.version_id,
@@ -283,14 +296,24 @@ def predictions_make(
         correlation_id=caller.correlation_id,
         api_key_prefix=caller.api_key_prefix,
         created_at=timezone.now(),
+        bulk_job_id=caller.bulk_job_id,
+        scheduled_execution_id=caller.scheduled_execution_id,
     )
-    ids = prediction_records_create(
-        context=context,
-        features=checked.rows,
-        outputs=outputs,
-        entity_ids=[entity_ids[i] for i in checked.indexes],
-        main_scores=[output[spec.main_score] for output in outputs],
-        latency_ms=round(per_row_ms, 4),
-    )
+    valid_entity_ids = [entity_ids[i] for i in checked.indexes]
+    outputs: list[dict[str, Any]] = []
+    with prediction_records_writer(context=context, count=len(checked.rows)) as writer:
+        for start in range(0, len(checked.rows), PREDICT_PART_ROWS):
+            part = checked.rows[start : start + PREDICT_PART_ROWS]
+            started = time.perf_counter()
+            answers = spec.predict(loaded.artifact, spec.feature_frame(part))
+            writer.write(
+                features=part,
+                outputs=answers,
+                entity_ids=valid_entity_ids[start : start + PREDICT_PART_ROWS],
+                main_scores=[answer[spec.main_score] for answer in answers],
+                latency_ms=round((time.perf_counter() - started) * 1000 / len(answers), 4),
+            )
+            outputs.extend(answers)
+    ids = writer.ids
     usage_count(slug=slug, requests=1, errors=0)
     return PredictionBatch(slug, loaded.number, ids, checked.indexes, outputs, checked.errors)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from predictions.artifacts import ArtifactError, artifact_load
-from predictions.selectors import ActivePointer, active_pointer
+from predictions.selectors import ActivePointer, active_pointer, version_pointer
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +43,7 @@ class ServingRegistry:
     def __init__(self) -> None:
         self._loaded: dict[str, LoadedVersion] = {}
         self._checked_at: dict[str, float] = {}
+        self._pinned: dict[str, LoadedVersion] = {}
         self._lock = threading.Lock()
 
     def get(self, slug: str) -> LoadedVersion:
@@ -62,6 +63,29 @@ class ServingRegistry:
             raise ModelUnavailable(f"Model '{slug}' has no servable version; see /api/models/{slug}/health.")
         return loaded
 
+    def get_version(self, slug: str, version_id: int) -> LoadedVersion:
+        """A given version, active or not: what a job pinned to the version it started with uses.
+
+        Served from the active slot when it is that version; otherwise loaded (verified like
+        any load) and kept while it stays pinned: one such version per model at a time.
+        """
+        active = self._loaded.get(slug)
+        if active is not None and active.version_id == version_id:
+            return active
+        pinned = self._pinned.get(slug)
+        if pinned is not None and pinned.version_id == version_id:
+            return pinned
+        with self._lock:
+            pointer = version_pointer(version_id)
+            if pointer is None:
+                raise ModelUnavailable(f"Version {version_id} of model '{slug}' does not exist.")
+            try:
+                artifact = artifact_load(relative_path=pointer.artifact_path, sha256=pointer.sha256)
+            except ArtifactError as refused:
+                raise ModelUnavailable(f"Model '{slug}' v{pointer.number} cannot be loaded: {refused}") from None
+            pinned = self._pinned[slug] = _loaded_version(slug, pointer, artifact)
+        return pinned
+
     def loaded(self, slug: str) -> LoadedVersion | None:
         return self._loaded.get(slug)
 
@@ -70,6 +94,7 @@ class ServingRegistry:
         with self._lock:
             self._loaded.clear()
             self._checked_at.clear()
+            self._pinned.clear()
 
     def _refresh(self, slug: str) -> None:
         self._checked_at[slug] = time.monotonic()
@@ -88,11 +113,13 @@ class ServingRegistry:
             logger.error("refusing %s v%s: %s", slug, pointer.number, refused)
             model_record_serving_error(slug=slug, error=f"v{pointer.number}: {refused}")
             return
-        self._loaded[slug] = LoadedVersion(
-            slug, pointer.version_id, pointer.model_id, pointer.number, pointer.sha256, artifact
-        )
+        self._loaded[slug] = _loaded_version(slug, pointer, artifact)
         model_clear_serving_error(slug=slug)
         logger.info("serving %s v%s", slug, pointer.number)
+
+
+def _loaded_version(slug: str, pointer: ActivePointer, artifact: dict[str, Any]) -> LoadedVersion:
+    return LoadedVersion(slug, pointer.version_id, pointer.model_id, pointer.number, pointer.sha256, artifact)
 
 
 registry = ServingRegistry()

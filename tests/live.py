@@ -126,6 +126,7 @@ def celery_worker(env: dict[str, str], queues: str = "default,predictions,traini
         stdout=log,
         stderr=subprocess.STDOUT,
     )
+    process.log_path = Path(log.name)
     try:
         _wait_until(lambda: "ready" in Path(log.name).read_text(), process, Path(log.name))
         yield process
@@ -144,3 +145,23 @@ def _wait_until(condition, process: subprocess.Popen, log_path: Path, timeout: f
                 return
         time.sleep(0.2)
     raise RuntimeError(f"process not ready after {timeout}s:\n{log_path.read_text()[-3000:]}")
+
+
+@contextlib.contextmanager
+def celery_beat(env: dict[str, str]) -> Iterator[subprocess.Popen]:
+    """Celery beat with the database scheduler, as Procfile.dev runs it; its log is ``process.log_path``."""
+    log = tempfile.NamedTemporaryFile(prefix="beat-", suffix=".log", delete=False)  # noqa: SIM115
+    process = subprocess.Popen(
+        [str(BIN / "celery"), "-A", "config", "beat", "--loglevel", "INFO", "--no-enable-remote-control"],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    process.log_path = Path(log.name)
+    try:
+        _wait_until(lambda: "beat: Starting" in process.log_path.read_text(), process, process.log_path)
+        yield process
+    finally:
+        process.terminate()
+        process.wait(timeout=30)

@@ -1,7 +1,9 @@
 from django.urls import re_path
 
-from predictions.api import views
+from predictions.api import bulk_views, views
 from predictions.catalog import CATALOG
+
+_UUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 
 # Both /path and /path/ are accepted (DESIGN.md, API contract).
 urlpatterns = [
@@ -13,6 +15,19 @@ urlpatterns = [
     re_path(r"^models/(?P<slug>[a-z-]+)/rollback/?$", views.ModelRollbackView.as_view(), name="model-rollback"),
     re_path(r"^datasets/?$", views.DatasetListCreateView.as_view(), name="datasets"),
     re_path(r"^datasets/(?P<pk>\d+)/?$", views.DatasetDetailView.as_view(), name="dataset-detail"),
+    re_path(r"^bulk-predictions/?$", bulk_views.BulkJobListCreateView.as_view(), name="bulk-predictions"),
+    re_path(
+        r"^bulk-predictions/callback-secret/?$",
+        bulk_views.BulkCallbackSecretView.as_view(),
+        name="bulk-callback-secret",
+    ),
+    re_path(rf"^bulk-predictions/(?P<pk>{_UUID})/?$", bulk_views.BulkJobDetailView.as_view(), name="bulk-prediction"),
+    re_path(
+        rf"^bulk-predictions/(?P<pk>{_UUID})/results/?$", bulk_views.BulkJobResultsView.as_view(), name="bulk-results"
+    ),
+    re_path(
+        rf"^bulk-predictions/(?P<pk>{_UUID})/errors/?$", bulk_views.BulkJobErrorsView.as_view(), name="bulk-errors"
+    ),
 ]
 
 for slug, spec in CATALOG.items():

@@ -42,21 +42,25 @@ def _unavailable(exc: ModelUnavailable):
     return error_response(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc), code="model_unavailable")
 
 
+_ENVELOPE_FIELDS = frozenset({"features", "entity_id"})
+
+
 def _envelope(item: Any, where: str) -> tuple[Any, str]:
     """(features, entity_id) from ``{"features": {...}, "entity_id": "..."}``; 400 if malformed."""
+    if item.__class__ is dict and "features" in item and item.keys() <= _ENVELOPE_FIELDS:
+        entity_id = item.get("entity_id")
+        if entity_id is None:
+            return item["features"], ""
+        # The common case first: short plain text (isprintable is a scan of the string).
+        if entity_id.__class__ is str and len(entity_id) <= 120 and entity_id.isprintable():
+            return item["features"], entity_id
+        raise ValidationError({where: "entity_id must be printable text of at most 120 characters."})
     if not isinstance(item, dict):
         raise ValidationError({where: "Must be an object with 'features' and optional 'entity_id'."})
-    unknown = set(item) - {"features", "entity_id"}
+    unknown = set(item) - _ENVELOPE_FIELDS
     if unknown:
         raise ValidationError({where: f"Unknown field(s): {', '.join(sorted(map(str, unknown)))}."})
-    entity_id = item.get("entity_id", "")
-    if entity_id is None:
-        entity_id = ""
-    if not isinstance(entity_id, str) or len(entity_id) > 120 or not entity_id.isprintable():
-        raise ValidationError({where: "entity_id must be printable text of at most 120 characters."})
-    if "features" not in item:
-        raise ValidationError({where: "'features' is required."})
-    return item["features"], entity_id
+    raise ValidationError({where: "'features' is required."})
 
 
 class _PredictView(APIView):

@@ -7,6 +7,7 @@ examples, the CSV importer and the drift reports are all generated from ``featur
 
 from __future__ import annotations
 
+import functools
 import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -111,8 +112,19 @@ class CatalogModel(ABC):
     @classmethod
     def feature_frame(cls, rows: list[dict[str, Any]]) -> pd.DataFrame:
         """Rows of validated inputs as a frame in schema order, defaults filled in."""
-        filled = [{f.name: row.get(f.name, f.default) for f in cls.features} for row in rows]
-        return pd.DataFrame.from_records(filled, columns=cls.feature_names())
+        # One object block, built from a 2-D array: pandas then skips inferring a type per
+        # column (and converting text to Arrow strings), which is most of the cost for one
+        # row (~0.28 ms -> ~0.05 ms). The models convert the columns they read themselves.
+        values = np.empty((len(rows), len(cls.features)), dtype=object)
+        for i, row in enumerate(rows):
+            values[i] = [row.get(f.name, f.default) for f in cls.features]
+        return pd.DataFrame(values, columns=cls._column_index(), dtype=object, copy=False)
+
+    @classmethod
+    @functools.cache
+    def _column_index(cls) -> pd.Index:
+        """The feature names as a frame's column index, built once (pandas would infer its type)."""
+        return pd.Index(cls.feature_names(), dtype=object)
 
 
 def split_holdout(frame: pd.DataFrame, fraction: float = 0.2, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:

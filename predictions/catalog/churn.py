@@ -371,10 +371,12 @@ class ChurnModel(CatalogModel):
         order = np.argsort(-contributions, axis=1)[:, :TOP_DRIVERS].tolist()
         rounded = np.round(contributions, 4).tolist()
         scores = probability.tolist()
+        # Rows of plain values: indexing numpy arrays one element at a time costs ~5 us each.
+        values = np.column_stack([columns[name] for name in names]).tolist()
         answers = []
         for i, score in enumerate(scores):
             drivers = [
-                {"feature": names[j], "value": columns[names[j]][i], "contribution": rounded[i][j]}
+                {"feature": names[j], "value": values[i][j], "contribution": rounded[i][j]}
                 for j in order[i]
                 if rounded[i][j] > 0.0
             ]

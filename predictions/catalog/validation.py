@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
+import numpy as np
+
 from predictions.catalog.base import Feature
 
 Row = dict[str, Any]
@@ -90,9 +92,78 @@ def check_value(feature: Feature, value: Any) -> str | None:
 
 def validate_row(features: tuple[Feature, ...], row: Any) -> tuple[Row | None, dict[str, str]]:
     """The cleaned row (defaults filled in, integers as int) or the errors by field name."""
+    return _validate_row(_compiled(features), _known_names(features), row)
+
+
+# Below this many rows numpy's per-call overhead outweighs what the column check saves.
+COLUMN_CHECK_MIN_ROWS = 32
+
+
+def validate_rows(features: tuple[Feature, ...], rows: list[Any]) -> RowsValidation:
+    """Every row validated as ``validate_row`` would, in order; fast for large batches.
+
+    Rows that name exactly the schema's features are first checked column by column with
+    numpy (~1 us per row instead of ~12); a row that this quick check cannot pass as it is
+    (a wrong type, a value out of range, an integer sent as 3.0, a missing or unknown field)
+    goes through ``validate_row``, which words the errors and cleans it. A row that passes
+    is used as it came: it needs no default and no conversion.
+    """
+    compiled, known = _compiled(features), _known_names(features)
+    if len(rows) < COLUMN_CHECK_MIN_ROWS:
+        complete = []
+    else:
+        complete = [i for i, row in enumerate(rows) if row.__class__ is dict and row.keys() == known]
+    passed = _columns_pass([rows[i] for i in complete], features) if complete else []
+    clean = {index for index, ok in zip(complete, passed, strict=True) if ok}
+    result = RowsValidation()
+    for index, row in enumerate(rows):
+        if index in clean:
+            cleaned, errors = row, None
+        else:
+            cleaned, errors = _validate_row(compiled, known, row)
+        if errors:
+            result.errors[index] = errors
+        else:
+            result.rows.append(cleaned)
+            result.indexes.append(index)
+    return result
+
+
+def _columns_pass(rows: list[Row], features: tuple[Feature, ...]) -> np.ndarray:
+    """Per row: True when every value is already what the schema accepts, needing no cleaning."""
+    passed = np.ones(len(rows), dtype=bool)
+    for feature in features:
+        values = [row[feature.name] for row in rows]
+        passed &= _column_passes(feature, values)
+    return passed
+
+
+def _column_passes(feature: Feature, values: list[Any]) -> np.ndarray | bool:
+    kinds = set(map(type, values))
+    if feature.kind == "category":
+        try:
+            return kinds == {str} and set(values) <= frozenset(feature.categories)
+        except TypeError:  # unhashable values: left to the row-by-row check
+            return False
+    if feature.kind == "boolean":
+        return kinds == {bool}
+    if not kinds <= ({int} if feature.kind == "integer" else {int, float}):
+        return False
+    try:
+        numbers = np.fromiter(values, dtype=np.float64, count=len(values))
+    except OverflowError:  # an integer beyond float range
+        return False
+    ok = np.isfinite(numbers)
+    if feature.minimum is not None:
+        ok &= numbers >= feature.minimum
+    if feature.maximum is not None:
+        ok &= numbers <= feature.maximum
+    return ok
+
+
+def _validate_row(compiled, known: frozenset[str], row: Any) -> tuple[Row | None, dict[str, str]]:
     if not isinstance(row, dict):
         return None, {"non_field_errors": "Each row must be a JSON object of features."}
-    compiled = _compiled(features)
     errors: dict[str, str] = {}
     cleaned: Row = {}
     for name, required, default, integer, check in compiled:
@@ -108,18 +179,6 @@ def validate_row(features: tuple[Feature, ...], row: Any) -> tuple[Row | None, d
             errors[name] = problem
         else:
             cleaned[name] = int(value) if integer else value
-    for name in row.keys() - _known_names(features):
+    for name in row.keys() - known:
         errors[str(name)[:80]] = "Unknown field."
     return (None, errors) if errors else (cleaned, {})
-
-
-def validate_rows(features: tuple[Feature, ...], rows: list[Any]) -> RowsValidation:
-    result = RowsValidation()
-    for index, row in enumerate(rows):
-        cleaned, errors = validate_row(features, row)
-        if errors:
-            result.errors[index] = errors
-        else:
-            result.rows.append(cleaned)
-            result.indexes.append(index)
-    return result

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+import uuid
+
 import pytest
 from django.utils import timezone
 
 from history.models import PredictionRecord
-from history.services import BULK_WRITE_MIN_ROWS, RecordContext, prediction_records_create
+from history.services import BULK_WRITE_MIN_ROWS, RecordContext, prediction_records_create, prediction_records_writer
 
 pytestmark = pytest.mark.django_db
 
@@ -60,3 +63,65 @@ def test_bulk_ids_never_collide_with_later_orm_inserts(context):
     )
 
     assert second[0] > max(first)
+
+
+@pytest.mark.parametrize("count", [1, BULK_WRITE_MIN_ROWS])
+def test_records_keep_the_job_that_made_them(context, count):
+    job_id = uuid.uuid4()
+    bulk = dataclasses.replace(context, source="bulk", bulk_job_id=job_id)
+    scheduled = dataclasses.replace(context, source="scheduled", scheduled_execution_id=42)
+
+    for job_context in (bulk, scheduled):
+        prediction_records_create(
+            context=job_context,
+            features=[{}] * count,
+            outputs=[{}] * count,
+            entity_ids=[""] * count,
+            main_scores=[None] * count,
+            latency_ms=0.1,
+        )
+
+    assert PredictionRecord.objects.filter(bulk_job_id=job_id, source="bulk").count() == count
+    assert PredictionRecord.objects.filter(scheduled_execution_id=42, source="scheduled").count() == count
+
+
+def _part(start: int, count: int) -> dict:
+    return {
+        "features": [{"n": start + i} for i in range(count)],
+        "outputs": [{"score": start + i} for i in range(count)],
+        "entity_ids": [f"e{start + i}" for i in range(count)],
+        "main_scores": [float(start + i) for i in range(count)],
+        "latency_ms": 0.1,
+    }
+
+
+def test_records_written_in_parts_keep_their_order(context):
+    with prediction_records_writer(context=context, count=300) as writer:
+        for start in (0, 100, 200):
+            writer.write(**_part(start, 100))
+
+    records = list(PredictionRecord.objects.filter(pk__in=writer.ids).order_by("pk"))
+    assert [r.pk for r in records] == writer.ids
+    assert [r.entity_id for r in records] == [f"e{i}" for i in range(300)]
+    assert records[150].features == {"n": 150} and records[150].main_score == 150.0
+
+
+@pytest.mark.parametrize("count", [10, 300])
+def test_a_failure_between_parts_records_nothing(context, count):
+    """A prediction that fails halfway through a batch must not leave half of it in history."""
+    before = PredictionRecord.objects.count()
+
+    with pytest.raises(RuntimeError), prediction_records_writer(context=context, count=count) as writer:
+        writer.write(**_part(0, count // 2))
+        raise RuntimeError("the model failed on the second part")
+
+    assert PredictionRecord.objects.count() == before
+
+
+def test_writing_fewer_records_than_announced_records_nothing(context):
+    before = PredictionRecord.objects.count()
+
+    with pytest.raises(ValueError, match="announced"), prediction_records_writer(context=context, count=300) as writer:
+        writer.write(**_part(0, 200))
+
+    assert PredictionRecord.objects.count() == before

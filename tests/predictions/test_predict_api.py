@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from history.models import PredictionRecord
+from predictions import services
 from predictions.catalog import CATALOG
 from tests.accounts.test_access import assert_error
 
@@ -57,6 +58,23 @@ def test_a_batch_answers_like_single_predictions_in_order(client, train, predict
     assert [r["index"] for r in batch["results"]] == list(range(25))
     assert [r["prediction"] for r in batch["results"][:5]] == [s["prediction"] for s in singles]
     assert PredictionRecord.objects.filter(source="batch").count() == 25
+
+
+@pytest.mark.parametrize("slug", sorted(CATALOG))
+def test_a_batch_predicted_in_parts_answers_and_records_like_one_part(client, train, predictor, monkeypatch, slug):
+    """Large batches are predicted part by part while history takes the parts: nothing moves."""
+    train(slug)
+    rows = CATALOG[slug].generate(60, seed=5)[CATALOG[slug].feature_names()].to_dict("records")
+    body = {"rows": [{"features": r, "entity_id": f"e{i}"} for i, r in enumerate(rows)]}
+
+    whole = client.post(f"/api/{slug}/batch", body, format="json", **predictor.headers).json()
+    monkeypatch.setattr(services, "PREDICT_PART_ROWS", 7)
+    in_parts = client.post(f"/api/{slug}/batch", body, format="json", **predictor.headers).json()
+
+    assert [r["prediction"] for r in in_parts["results"]] == [r["prediction"] for r in whole["results"]]
+    recorded = PredictionRecord.objects.filter(correlation_id=in_parts["correlation_id"]).order_by("pk")
+    assert [r.entity_id for r in recorded] == [f"e{i}" for i in range(60)]
+    assert [r.output for r in recorded] == [r["prediction"] for r in whole["results"]]
 
 
 @pytest.mark.parametrize(

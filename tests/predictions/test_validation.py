@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import math
+import random
 
 import pytest
 
+from predictions.catalog import CATALOG
 from predictions.catalog.base import Feature
 from predictions.catalog.validation import validate_row, validate_rows
 
@@ -63,3 +65,32 @@ def test_rows_keep_their_positions():
     assert result.indexes == [0, 3]
     assert set(result.errors) == {1, 2}
     assert "non_field_errors" in result.errors[2]
+
+
+BAD_VALUES = ["7", None, True, False, math.nan, -math.inf, -1e9, 1e12, 3.0, 2.5, [], {}, "basic", 10**400]
+
+
+@pytest.mark.parametrize("slug", sorted(CATALOG))
+def test_a_large_batch_is_judged_exactly_as_row_by_row(slug):
+    """The column-wise check of big batches must accept, refuse and clean like validate_row."""
+    spec = CATALOG[slug]
+    rows = spec.generate(400, seed=2)[spec.feature_names()].to_dict("records")
+    rng = random.Random(slug)
+    for row in rng.sample(rows, 120):
+        change = rng.choice(["value", "value", "missing", "unknown", "not-a-row"])
+        name = rng.choice(spec.feature_names())
+        if change == "value":
+            row[name] = rng.choice(BAD_VALUES)
+        elif change == "missing":
+            del row[name]
+        elif change == "unknown":
+            row["surprise"] = 1
+    rows[7] = "not a row"
+
+    batch = validate_rows(spec.features, rows)
+    one_by_one = [validate_row(spec.features, row) for row in rows]
+
+    assert batch.indexes == [i for i, (cleaned, _) in enumerate(one_by_one) if cleaned is not None]
+    assert batch.rows == [cleaned for cleaned, _ in one_by_one if cleaned is not None]
+    assert batch.errors == {i: errors for i, (_, errors) in enumerate(one_by_one) if errors}
+    assert 0 < len(batch.errors) < len(rows)

@@ -1,0 +1,104 @@
+"""django-celery-beat's ``DatabaseScheduler``, made to send a thousand ticks due at once in about a second.
+
+Every scheduled run is one beat entry, and with ``* * * * *`` runs they all fall due at the same
+second. The stock scheduler handles one due entry per ``tick()``, and each tick
+
+1. asks the database whether the schedule changed (one query per due entry), and
+2. compares every entry of the schedule with its copy to decide whether to rebuild the heap
+   (O(entries) per due entry, so O(entries²) per burst),
+
+and every three minutes, in the middle of a burst, it writes each sent entry's ``last_run_at``
+back with two to three queries per entry. Measured with 1,000 entries due each minute on this
+machine, the last tick of a minute left 29-41 s after the minute (bench/README.md).
+
+This subclass changes only these things:
+
+1. the database is asked for changes at most once a second (``CHANGE_CHECK_SECONDS``): a change
+   made through the API or the admin still reaches beat within one or two seconds;
+2. the heap is rebuilt when the schedule was reloaded from the database, which is the only way
+   this scheduler's schedule changes (the stock class flags it: ``_heap_invalidated``);
+3. ``last_run_at`` and ``total_run_count`` of the sent entries are written in bulk, a few
+   statements per thousand entries, without signals: they are bookkeeping, not schedule changes;
+4. building the heap clears the reload flag, so an entry sent just after a reload is not sent a
+   second time (the stock class can rebuild the heap once more from stale entries);
+5. the entry that replaces a sent one is a copy with the new run time, instead of a new entry
+   built from the row again (which parses the arguments and builds two crontabs, ~0.4 ms).
+
+What gets sent, and when, is unchanged; the exactly-once guarantee does not depend on beat at
+all (scheduling/services.py), only the firing lag does.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from django.db import close_old_connections
+from django.db.utils import DatabaseError, InterfaceError
+from django_celery_beat import schedulers
+from django_celery_beat.models import PeriodicTask
+
+logger = logging.getLogger(__name__)
+
+# Beat notices schedule changes this long after they are saved, at most (plus its own loop).
+CHANGE_CHECK_SECONDS = 1.0
+# Rows per UPDATE when writing last_run_at back.
+SYNC_BATCH = 500
+
+
+class ModelEntry(schedulers.ModelEntry):
+    def __next__(self) -> ModelEntry:
+        self.model.last_run_at = self._default_now()
+        self.model.total_run_count += 1
+        self.model.no_changes = True
+        following = object.__new__(type(self))  # a copy: args, kwargs, options and schedule are never changed in place
+        following.__dict__.update(self.__dict__)
+        following.last_run_at, following.total_run_count = self.model.last_run_at, self.model.total_run_count
+        return following
+
+
+class DatabaseScheduler(schedulers.DatabaseScheduler):
+    Entry = ModelEntry
+    _last_change_check = float("-inf")
+
+    def schedule_changed(self) -> bool:
+        now = time.monotonic()
+        if now - self._last_change_check < CHANGE_CHECK_SECONDS:
+            return False
+        self._last_change_check = now
+        return super().schedule_changed()
+
+    def schedules_equal(self, old_schedules, new_schedules) -> bool:
+        if old_schedules is None or new_schedules is None:
+            return old_schedules is new_schedules
+        if self._heap_invalidated:  # set whenever the schedule was reloaded from the database
+            self._heap_invalidated = False
+            return False
+        return True
+
+    def populate_heap(self, *args, **kwargs) -> None:
+        super().populate_heap(*args, **kwargs)
+        # The heap now reflects the schedule as loaded. The stock class can leave the reload flag
+        # set when the reload happened while the heap was first built; the next tick then
+        # rebuilt the heap from entries whose last_run_at predates what was just sent, and sent
+        # those again.
+        self._heap_invalidated = False
+
+    def sync(self) -> None:
+        names, self._dirty = self._dirty, set()
+        if not names or self._schedule is None:
+            self._dirty |= names
+            return
+        rows = [
+            PeriodicTask(
+                pk=entry.model.pk, last_run_at=entry.model.last_run_at, total_run_count=entry.model.total_run_count
+            )
+            for entry in (self._schedule.get(name) for name in names)
+            if entry is not None
+        ]
+        try:
+            close_old_connections()
+            PeriodicTask.objects.bulk_update(rows, ["last_run_at", "total_run_count"], batch_size=SYNC_BATCH)
+        except (DatabaseError, InterfaceError):
+            logger.warning("beat: could not write last_run_at of %d entries; will retry", len(rows), exc_info=True)
+            self._dirty |= names

@@ -1,0 +1,80 @@
+"""Beat's scheduler sends a burst of due runs without a query per tick, and still sees changes."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+from django_celery_beat import schedulers
+from django_celery_beat.models import PeriodicTask
+
+from config.celery import app
+from scheduling import beat
+from scheduling.services import FIRE_TASK
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def scheduler(monkeypatch):
+    # Beat closes stale connections between loops; here that would be the test's own connection.
+    monkeypatch.setattr(schedulers, "close_old_connections", lambda: None)
+    monkeypatch.setattr(beat, "close_old_connections", lambda: None)
+    made = beat.DatabaseScheduler(app=app)
+    made.sent = []
+    made.apply_async = lambda entry, producer=None, advance=True, **kwargs: made.sent.append(entry.name)
+    yield made
+    made._finalize.cancel()  # no write-back at interpreter exit, after the test database is gone
+
+
+def make_due(runs: int, make_run, owner) -> list[int]:
+    """Runs due now, and not again for a year: a minute boundary during the test changes nothing."""
+    ids = [make_run(owner, cron="@yearly", now=timezone.now()).pk for _ in range(runs)]
+    PeriodicTask.objects.filter(task=FIRE_TASK).update(last_run_at=timezone.now() - timedelta(days=400))
+    return ids
+
+
+def burst(scheduler, limit: int) -> None:
+    for _ in range(limit):
+        if scheduler.tick() > 0:
+            break
+
+
+def test_a_burst_of_due_runs_is_sent_with_a_handful_of_queries(
+    scheduler, make_run, owner, catalog, django_assert_max_num_queries
+):
+    ids = make_due(60, make_run, owner)
+    scheduler._last_change_check = float("-inf")
+    scheduler.tick()  # loads the schedule (the 60 runs and the maintenance entries)
+
+    with django_assert_max_num_queries(3):  # the stock scheduler: one query per due entry
+        burst(scheduler, 200)
+
+    assert {f"scheduled-run-{pk}" for pk in ids} <= set(scheduler.sent)
+    assert len([name for name in scheduler.sent if name.startswith("scheduled-run-")]) == 60
+
+
+def test_last_run_times_are_written_back_in_bulk(scheduler, make_run, owner, catalog, django_assert_max_num_queries):
+    ids = make_due(40, make_run, owner)
+    scheduler._last_change_check = float("-inf")
+    burst(scheduler, 200)
+    sent_at = timezone.now()
+
+    with django_assert_max_num_queries(2):
+        scheduler.sync()
+
+    written = PeriodicTask.objects.filter(scheduled_run__pk__in=ids).values_list("last_run_at", "total_run_count")
+    assert all(sent_at - timedelta(seconds=30) < last <= sent_at and count == 1 for last, count in written)
+
+
+def test_a_new_run_reaches_beat_within_the_change_check_interval(scheduler, make_run, owner, catalog):
+    scheduler.tick()
+    run = make_run(owner, cron="* * * * *", now=timezone.now())
+
+    scheduler.tick()  # within a second of the last check: not looked at yet
+    before = f"scheduled-run-{run.pk}" in scheduler.schedule
+    scheduler._last_change_check -= beat.CHANGE_CHECK_SECONDS
+    scheduler.tick()
+
+    assert not before and f"scheduled-run-{run.pk}" in scheduler.schedule

@@ -22,7 +22,8 @@ This subclass changes only these things:
 4. building the heap clears the reload flag, so an entry sent just after a reload is not sent a
    second time (the stock class can rebuild the heap once more from stale entries);
 5. the entry that replaces a sent one is a copy with the new run time, instead of a new entry
-   built from the row again (which parses the arguments and builds two crontabs, ~0.4 ms).
+   built from the row again (which parses the arguments and builds two crontabs, ~0.4 ms);
+6. every enabled entry is loaded, whatever the hour of day (see ``enabled_models_qs``).
 
 What gets sent, and when, is unchanged; the exactly-once guarantee does not depend on beat at
 all (scheduling/services.py), only the firing lag does.
@@ -32,9 +33,11 @@ from __future__ import annotations
 
 import logging
 import time
+from datetime import timedelta
 
 from django.db import close_old_connections
 from django.db.utils import DatabaseError, InterfaceError
+from django.utils import timezone
 from django_celery_beat import schedulers
 from django_celery_beat.models import PeriodicTask
 
@@ -67,6 +70,16 @@ class DatabaseScheduler(schedulers.DatabaseScheduler):
             return False
         self._last_change_check = now
         return super().schedule_changed()
+
+    def enabled_models_qs(self):
+        # django-celery-beat 2.8+ loads a crontab entry with a fixed hour only within two hours of
+        # it. A run whose slot was missed while beat was down would then wait until the window
+        # came round again the next day instead of running at restart (misfire policy
+        # ``run_once``), and what beat loads would depend on the time of day. A thousand entries
+        # load in well under a second, so all enabled ones are loaded; clocked entries keep the
+        # stock rule.
+        next_sync = timezone.now() + timedelta(seconds=schedulers.SCHEDULE_SYNC_MAX_INTERVAL)
+        return self.Model.objects.enabled().exclude(clocked__isnull=False, clocked__clocked_time__gt=next_sync)
 
     def schedules_equal(self, old_schedules, new_schedules) -> bool:
         if old_schedules is None or new_schedules is None:

@@ -78,3 +78,15 @@ def test_a_new_run_reaches_beat_within_the_change_check_interval(scheduler, make
     scheduler.tick()
 
     assert not before and f"scheduled-run-{run.pk}" in scheduler.schedule
+
+
+def test_a_slot_missed_while_beat_was_down_is_sent_at_start_whatever_the_hour(scheduler, make_run, owner, catalog):
+    # A daily run at the hour opposite to now: the stock scheduler would not even load it.
+    far_hour = (timezone.now().hour + 12) % 24
+    run = make_run(owner, cron=f"0 {far_hour} * * *", timezone_name="UTC", now=timezone.now())
+    PeriodicTask.objects.filter(scheduled_run=run).update(last_run_at=timezone.now() - timedelta(days=2))
+
+    scheduler._last_change_check = float("-inf")
+    burst(scheduler, 200)
+
+    assert f"scheduled-run-{run.pk}" in scheduler.sent

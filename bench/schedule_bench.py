@@ -140,16 +140,21 @@ def machine_busy() -> tuple[int, int]:
 
 
 def beat_sends(log: Path) -> list[datetime]:
-    """When this beat sent a scheduled-run tick, from its JSON log (local time, as logged)."""
+    """When this beat sent each scheduled-run tick, from its JSON log (local time, as logged).
+
+    Beat sends the ticks due together in messages of a few runs each: "sent the due ticks of
+    scheduled-run-1 scheduled-run-2 ..." (scheduling/beat.py); one time per tick.
+    """
     sends = []
     for line in log.read_text().splitlines():
-        if "Sending due task scheduled-run-" not in line:
+        if "sent the due ticks of" not in line:
             continue
         try:
-            stamp = json.loads(line)["time"]
-        except (ValueError, KeyError):
+            record = json.loads(line)
+        except ValueError:
             continue
-        sends.append(datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S,%f").astimezone(UTC))
+        sent = datetime.strptime(record["time"], "%Y-%m-%d %H:%M:%S,%f").astimezone(UTC)
+        sends += [sent] * record["message"].count("scheduled-run-")
     return sends
 
 

@@ -1,7 +1,8 @@
 """Scheduled runs: their lifecycle, their beat entries, and the execution of their slots.
 
-Exactly once per slot. Beat sends ``scheduling.fire_run(run_id)`` at each cron time, but the
-message says nothing about which slot it is for: the worker works it out from the run's
+Exactly once per slot. Beat sends a tick at each cron time (``scheduling.fire_runs`` with the
+ids of the runs due together, or ``scheduling.fire_run(run_id)`` from the sweeper), but a tick
+says nothing about which slot it is for: the worker works it out from the run's
 ``next_run_at`` (the earliest slot not yet handled) and the clock. Under the run's row lock it
 records an execution for that slot and moves ``next_run_at`` to the following slot, in one
 transaction; the unique (run, slot) constraint on executions is the guard behind the lock. So a
@@ -477,6 +478,22 @@ class _Claim:
     next_slot: datetime | None  # the run's pending slot after this claim (None: disabled or gone)
 
 
+def _new_execution(run: ScheduledRun, plan: _Plan, started: datetime, correlation_id: str) -> ScheduledRunExecution:
+    running = plan.status == ExecutionStatus.RUNNING
+    return ScheduledRunExecution(
+        run=run,
+        slot=plan.slot,
+        trigger=Trigger.SCHEDULE,
+        status=plan.status,
+        started_at=started if running else None,
+        heartbeat_at=started if running else None,
+        finished_at=None if running else started,
+        missed_slots=plan.missed,
+        note=plan.note,
+        correlation_id=correlation_id,
+    )
+
+
 def _slot_claim(*, run_id: int, now: datetime, correlation_id: str) -> _Claim:
     """Record the execution of the run's due slot and move the run on to the next slot, atomically."""
     plan = None
@@ -488,21 +505,9 @@ def _slot_claim(*, run_id: int, now: datetime, correlation_id: str) -> _Claim:
             if run.next_run_at is None or run.next_run_at > now:
                 return _Claim(None, run.next_run_at)
             plan = _plan(run, now)
-            started = timezone.now()
-            running = plan.status == ExecutionStatus.RUNNING
             # No savepoint: a conflict on (run, slot) rolls the whole claim back.
-            execution = ScheduledRunExecution.objects.create(
-                run=run,
-                slot=plan.slot,
-                trigger=Trigger.SCHEDULE,
-                status=plan.status,
-                started_at=started if running else None,
-                heartbeat_at=started if running else None,
-                finished_at=None if running else started,
-                missed_slots=plan.missed,
-                note=plan.note,
-                correlation_id=correlation_id,
-            )
+            execution = _new_execution(run, plan, timezone.now(), correlation_id)
+            execution.save(force_insert=True)
             run.next_run_at, run.last_execution = plan.following, execution
             run.save(update_fields=["next_run_at", "last_execution"])
     except IntegrityError:
@@ -511,6 +516,37 @@ def _slot_claim(*, run_id: int, now: datetime, correlation_id: str) -> _Claim:
         raise _SlotTaken(plan.slot, plan.following) from None
     execution.run = run
     return _Claim(execution, plan.following)
+
+
+def _slots_claim_many(*, run_ids: list[int], now: datetime, correlation_id: str) -> tuple[list[_Claim], list[int]]:
+    """``_slot_claim`` for several runs in one transaction: a handful of statements instead of four per run.
+
+    Returns the claims made and the runs whose slot is due within CLOCK_SKEW_TOLERANCE (beat's
+    clock a little ahead), which the one-run path waits for. Raises IntegrityError, having
+    changed nothing, if a slot was already executed.
+    """
+    with transaction.atomic():
+        # Rows locked in primary-key order, the same order in every worker: two batches sharing
+        # runs (two beats) wait for each other instead of deadlocking.
+        runs = list(
+            ScheduledRun.objects.select_for_update(of=("self",))
+            .select_related("model")
+            .filter(pk__in=run_ids, enabled=True, next_run_at__isnull=False)
+            .order_by("pk")
+        )
+        due = [(run, _plan(run, now)) for run in runs if run.next_run_at <= now]
+        almost_due = [run.pk for run in runs if now < run.next_run_at <= now + CLOCK_SKEW_TOLERANCE]
+        started = timezone.now()
+        executions = ScheduledRunExecution.objects.bulk_create(
+            [_new_execution(run, plan, started, correlation_id) for run, plan in due]
+        )
+        claims = []
+        for (run, plan), execution in zip(due, executions, strict=True):
+            run.next_run_at, run.last_execution = plan.following, execution
+            execution.run = run
+            claims.append(_Claim(execution, plan.following))
+        ScheduledRun.objects.bulk_update([run for run, _ in due], ["next_run_at", "last_execution"])
+    return claims, almost_due
 
 
 def scheduled_run_fire(
@@ -542,6 +578,32 @@ def scheduled_run_fire(
             execution_perform(execution=claim.execution)
         if claim.next_slot > now:
             break  # nothing more is due for this tick: no need to ask the database again
+    return handled
+
+
+def scheduled_runs_fire(
+    *, run_ids: list[int], now: datetime | None = None, correlation_id: str = ""
+) -> list[ScheduledRunExecution]:
+    """Ticks of several runs that fell due together (beat sends them as one message, scheduling/beat.py).
+
+    Their slots are claimed in one transaction, then executed one after the other. A run that
+    needs more than that one claim (a backlog of due slots, a tick a little ahead of its slot, a
+    slot already taken) then goes through ``scheduled_run_fire``, which handles every case.
+    """
+    now = now or timezone.now()
+    try:
+        claims, one_by_one = _slots_claim_many(run_ids=run_ids, now=now, correlation_id=correlation_id)
+    except IntegrityError:
+        claims, one_by_one = [], list(run_ids)
+    handled = []
+    for claim in claims:
+        handled.append(claim.execution)
+        if claim.execution.status == ExecutionStatus.RUNNING:
+            execution_perform(execution=claim.execution)
+        if claim.next_slot <= now:
+            one_by_one.append(claim.execution.run_id)
+    for run_id in one_by_one:
+        handled += scheduled_run_fire(run_id=run_id, now=now, correlation_id=correlation_id)
     return handled
 
 
@@ -593,6 +655,9 @@ def execution_perform(*, execution: ScheduledRunExecution) -> None:
     """
     run = execution.run
     slug = run.model.slug
+    # Scoring starts now: a batch of ticks claims its slots together, then scores them one by one,
+    # and the recorded start is this moment, written with the outcome (no extra statement).
+    execution.started_at = timezone.now()
     caller = Caller(
         source=Source.SCHEDULED,
         correlation_id=execution.correlation_id,
@@ -685,6 +750,7 @@ def _finish(execution: ScheduledRunExecution, scored: int, version_id: int | Non
     run = execution.run
     finished = ScheduledRunExecution.objects.filter(pk=execution.pk, status=ExecutionStatus.RUNNING).update(
         status=ExecutionStatus.FAILED if error else ExecutionStatus.SUCCEEDED,
+        started_at=execution.started_at,
         finished_at=timezone.now(),
         rows_scored=scored,
         model_version_id=version_id,

@@ -31,6 +31,18 @@ def fire_run(run_id: int) -> None:
 
 
 @shared_task(
+    name="scheduling.fire_runs",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    ignore_result=True,
+    soft_time_limit=_SOFT_LIMIT,
+)
+def fire_runs(run_ids: list[int]) -> None:
+    """Beat's ticks for several runs due at the same moment, sent as one message (scheduling/beat.py)."""
+    services.scheduled_runs_fire(run_ids=run_ids, correlation_id=get_correlation_id() or "")
+
+
+@shared_task(
     name="scheduling.run_execution",
     acks_late=True,
     reject_on_worker_lost=True,

@@ -12,6 +12,7 @@ from django_celery_beat.models import PeriodicTask
 from config.celery import app
 from scheduling import beat
 from scheduling.services import FIRE_TASK
+from scheduling.tasks import fire_runs
 
 pytestmark = pytest.mark.django_db
 
@@ -22,7 +23,13 @@ def scheduler(monkeypatch):
     monkeypatch.setattr(schedulers, "close_old_connections", lambda: None)
     monkeypatch.setattr(beat, "close_old_connections", lambda: None)
     made = beat.DatabaseScheduler(app=app)
-    made.sent = []
+    made.sent, made.messages = [], []  # entry names sent; run ids per fire_runs message
+
+    def send_fire_runs(args, **options):
+        made.messages.append(list(args[0]))
+        made.sent.extend(f"scheduled-run-{run_id}" for run_id in args[0])
+
+    monkeypatch.setattr(fire_runs, "apply_async", send_fire_runs)
     made.apply_async = lambda entry, producer=None, advance=True, **kwargs: made.sent.append(entry.name)
     yield made
     made._finalize.cancel()  # no write-back at interpreter exit, after the test database is gone
@@ -53,6 +60,28 @@ def test_a_burst_of_due_runs_is_sent_with_a_handful_of_queries(
 
     assert {f"scheduled-run-{pk}" for pk in ids} <= set(scheduler.sent)
     assert len([name for name in scheduler.sent if name.startswith("scheduled-run-")]) == 60
+
+
+def test_due_ticks_go_out_in_messages_of_a_few_runs_each(scheduler, make_run, owner, catalog):
+    ids = make_due(25, make_run, owner)
+    scheduler._last_change_check = float("-inf")
+
+    burst(scheduler, 200)
+
+    assert sorted(run_id for message in scheduler.messages for run_id in message) == sorted(ids)
+    assert [len(message) for message in scheduler.messages] == [beat.FIRE_BATCH, beat.FIRE_BATCH, 5]
+
+
+def test_ticks_still_collected_when_beat_stops_are_sent(scheduler, make_run, owner, catalog):
+    ids = make_due(3, make_run, owner)
+    scheduler._last_change_check = float("-inf")
+    while len(scheduler._ticks_to_send) < 2:  # two of the three collected, not sent yet
+        scheduler.tick()
+    assert scheduler.messages == []
+
+    scheduler.close()
+
+    assert len(scheduler.messages) == 1 and len(scheduler.messages[0]) == 2 and set(scheduler.messages[0]) <= set(ids)
 
 
 def test_last_run_times_are_written_back_in_bulk(scheduler, make_run, owner, catalog, django_assert_max_num_queries):

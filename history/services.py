@@ -98,11 +98,16 @@ class PredictionRecordWriter:
         entity_ids: list[str],
         main_scores: list[float | None],
         latency_ms: float,
+        scheduled_execution_ids: list[int] | None = None,
     ) -> None:
-        head, tail = self._head, self._tail
+        """Add records; ``scheduled_execution_ids``, one per row, overrides the context's single id."""
+        head, (bulk_job_id, execution_id) = self._head, self._tail
+        execution_ids = scheduled_execution_ids or [execution_id] * len(features)
         rows = [
-            (*head, entity_id, _json(row), _json(output), score, latency_ms, *tail)
-            for row, output, entity_id, score in zip(features, outputs, entity_ids, main_scores, strict=True)
+            (*head, entity_id, _json(row), _json(output), score, latency_ms, bulk_job_id, row_execution_id)
+            for row, output, entity_id, score, row_execution_id in zip(
+                features, outputs, entity_ids, main_scores, execution_ids, strict=True
+            )
         ]
         if self._reserved is None:
             self._pending.extend(rows)

@@ -273,11 +273,14 @@ def predictions_make(
     caller: Caller,
     partial: bool = False,
     version_id: int | None = None,
+    scheduled_execution_ids: list[int] | None = None,
 ) -> PredictionBatch:
     """Validate, predict with the active version (or ``version_id``), record every answer.
 
     Without ``partial``, one invalid row fails the whole call and nothing is recorded; with
     it, valid rows are answered and recorded and invalid ones reported by index.
+    ``scheduled_execution_ids`` (one per row) records rows of several scheduled executions
+    scored together, each under its own execution.
     """
     spec = get_catalog_model(slug)
     checked = validate_rows(spec.features, rows)
@@ -300,6 +303,7 @@ def predictions_make(
         scheduled_execution_id=caller.scheduled_execution_id,
     )
     valid_entity_ids = [entity_ids[i] for i in checked.indexes]
+    valid_execution_ids = [scheduled_execution_ids[i] for i in checked.indexes] if scheduled_execution_ids else None
     outputs: list[dict[str, Any]] = []
     with prediction_records_writer(context=context, count=len(checked.rows)) as writer:
         for start in range(0, len(checked.rows), PREDICT_PART_ROWS):
@@ -312,6 +316,9 @@ def predictions_make(
                 entity_ids=valid_entity_ids[start : start + PREDICT_PART_ROWS],
                 main_scores=[answer[spec.main_score] for answer in answers],
                 latency_ms=round((time.perf_counter() - started) * 1000 / len(answers), 4),
+                scheduled_execution_ids=valid_execution_ids[start : start + PREDICT_PART_ROWS]
+                if valid_execution_ids
+                else None,
             )
             outputs.extend(answers)
     ids = writer.ids

@@ -12,7 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from history.models import PredictionRecord
 from scheduling.models import ScheduledRun, ScheduledRunExecution
 from scheduling.services import scheduled_run_fire, scheduled_runs_fire
-from tests.scheduling.conftest import T0
+from tests.scheduling.conftest import T0, churn_rows
 
 pytestmark = pytest.mark.django_db
 
@@ -24,8 +24,13 @@ def outcome(runs) -> list[tuple]:
     result = []
     for run in runs:
         run.refresh_from_db()
-        slots = list(run.executions.order_by("slot").values_list("slot", "status", "missed_slots", "rows_scored"))
-        result.append((run.name, run.next_run_at, slots))
+        slots = [
+            (slot, status, missed, scored, PredictionRecord.objects.filter(scheduled_execution_id=pk).count())
+            for pk, slot, status, missed, scored in run.executions.order_by("slot").values_list(
+                "pk", "slot", "status", "missed_slots", "rows_scored"
+            )
+        ]
+        result.append((run.name, run.next_run_at, run.consecutive_failures, slots))
     return result
 
 
@@ -53,7 +58,7 @@ def test_a_batch_of_ticks_leaves_what_one_tick_per_run_leaves(owner, make_run, c
     scheduled_runs_fire(run_ids=[run.pk for run in batched], now=tick)
 
     assert outcome(batched) == expected
-    assert [len(slots) for _, _, slots in expected] == [1, 0, 5, 2, 0]  # the scenario covers every path
+    assert [len(slots) for *_, slots in expected] == [1, 0, 5, 2, 0]  # the scenario covers every path
 
 
 def test_a_second_beats_batch_executes_nothing_more(owner, make_run, churn):
@@ -82,6 +87,37 @@ def test_a_slot_already_executed_sends_the_batch_through_the_one_run_path(owner,
     assert runs[1].next_run_at == T0 + 10 * MINUTE
 
 
+def test_runs_scored_together_record_each_row_under_its_own_execution(owner, make_run, churn):
+    runs = [
+        make_run(owner, cron="*/5 * * * *", parameters={"source": "rows", "rows": churn_rows(n, seed=n)})
+        for n in (2, 3, 4)
+    ]
+
+    handled = scheduled_runs_fire(run_ids=[run.pk for run in runs], now=T0 + 5 * MINUTE + timedelta(seconds=1))
+
+    assert len(handled) == 3
+    for run, execution in zip(runs, sorted(handled, key=lambda e: e.run_id), strict=True):
+        execution.refresh_from_db()
+        records = PredictionRecord.objects.filter(scheduled_execution_id=execution.pk).order_by("id")
+        assert execution.status == "succeeded" and execution.rows_scored == len(run.parameters["rows"])
+        assert [r.features for r in records] == run.parameters["rows"]
+        assert {r.source for r in records} == {"scheduled"} and execution.model_version_id == churn.pk
+
+
+def test_an_invalid_input_fails_only_its_own_execution(owner, make_run, churn):
+    runs = [make_run(owner, cron="*/5 * * * *") for _ in range(3)]
+    broken = dict(runs[1].parameters)
+    broken["rows"] = [{**broken["rows"][0], "tenure_months": "many"}]  # the schema changed since it was saved
+    ScheduledRun.objects.filter(pk=runs[1].pk).update(parameters=broken)
+
+    scheduled_runs_fire(run_ids=[run.pk for run in runs], now=T0 + 5 * MINUTE + timedelta(seconds=1))
+
+    statuses = dict(ScheduledRunExecution.objects.values_list("run_id", "status"))
+    assert statuses == {runs[0].pk: "succeeded", runs[1].pk: "failed", runs[2].pk: "succeeded"}
+    assert "tenure_months" in ScheduledRunExecution.objects.get(run_id=runs[1].pk).error
+    assert PredictionRecord.objects.filter(source="scheduled").count() == 6
+
+
 def test_a_batch_claims_its_slots_in_one_transaction(owner, make_run, churn):
     batched = [make_run(owner, cron="*/5 * * * *") for _ in range(10)]
     singles = [make_run(owner, cron="*/5 * * * *") for _ in range(10)]
@@ -93,8 +129,9 @@ def test_a_batch_claims_its_slots_in_one_transaction(owner, make_run, churn):
     with CaptureQueriesContext(connection) as together:
         scheduled_runs_fire(run_ids=[run.pk for run in batched], now=tick)
 
-    # One tick per run: lock, insert, update and a savepoint pair each; a batch: one of each in all.
-    assert len(together) <= len(one_by_one) - 3 * 10
+    # One tick per run: a claim (lock, insert, update), a history write, two updates and the
+    # transactions around them, each; a batch: about as many statements in all.
+    assert len(one_by_one) >= 60 and len(together) <= 15, [q["sql"][:80] for q in together.captured_queries]
     assert ScheduledRunExecution.objects.filter(status="succeeded").count() == 20
 
 
@@ -103,10 +140,9 @@ def test_the_recorded_start_is_when_scoring_began(owner, make_run, churn):
 
     handled = scheduled_runs_fire(run_ids=[run.pk for run in runs], now=T0 + 5 * MINUTE + timedelta(seconds=1))
 
-    executions = ScheduledRunExecution.objects.filter(pk__in=[e.pk for e in handled]).order_by("started_at")
-    starts = [e.started_at for e in executions]
-    assert starts == sorted(starts) and len(set(starts)) == 3  # one after the other, not the claim's moment
-    assert all(e.started_at <= e.finished_at for e in executions)
+    executions = ScheduledRunExecution.objects.filter(pk__in=[e.pk for e in handled])
+    assert len({e.started_at for e in executions}) == 1  # scored together
+    assert all(e.created_at <= e.started_at <= e.finished_at for e in executions)  # after the claim
 
 
 @pytest.mark.django_db(transaction=True)

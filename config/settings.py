@@ -317,6 +317,9 @@ SCHEDULING_MISFIRE_GRACE_SECONDS = env_int("SCHEDULING_MISFIRE_GRACE_SECONDS", 6
 SCHEDULING_EXECUTION_LEASE_SECONDS = env_int("SCHEDULING_EXECUTION_LEASE_SECONDS", 600, minimum=60)
 # Disable a run after this many failed executions in a row; 0 never does.
 SCHEDULING_AUTO_DISABLE_AFTER_FAILURES = env_int("SCHEDULING_AUTO_DISABLE_AFTER_FAILURES", 0, minimum=0)
+# Of several beat processes, the one holding the beat lease sends the schedule; the others stand
+# by and take over within this long of it stopping (scheduling/leases.py). 0: every beat sends.
+SCHEDULING_BEAT_LEASE_SECONDS = env_int("SCHEDULING_BEAT_LEASE_SECONDS", 10, minimum=0)
 CELERY_TASK_ALWAYS_EAGER = False
 
 # --- Logging: one JSON object per line, each carrying the request's correlation id ------------

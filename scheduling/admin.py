@@ -13,6 +13,7 @@ import json
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import Q
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django_celery_beat.admin import CrontabScheduleAdmin, PeriodicTaskAdmin
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
@@ -20,7 +21,7 @@ from django_celery_beat.models import CrontabSchedule, PeriodicTask
 from accounts.roles import Role, role_allows
 from predictions.selectors import catalog_models
 from scheduling.cron import timezone_names
-from scheduling.models import ScheduledRun, ScheduledRunExecution
+from scheduling.models import BeatLease, ScheduledRun, ScheduledRunExecution
 from scheduling.selectors import upcoming_fire_times
 from scheduling.services import (
     FIRE_TASK,
@@ -261,6 +262,33 @@ class ScheduledRunExecutionAdmin(admin.ModelAdmin):
 
     def has_module_permission(self, request):
         return request.user.is_active and request.user.is_staff
+
+    def has_view_permission(self, request, obj=None):
+        return self.has_module_permission(request)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(BeatLease)
+class BeatLeaseAdmin(admin.ModelAdmin):
+    """Which beat sends the schedule now, for admins; beats write it, nobody edits it."""
+
+    list_display = ("name", "holder", "acquired_at", "expires_at", "current")
+    readonly_fields = ("name", "holder", "acquired_at", "expires_at")
+
+    @admin.display(boolean=True, description="current")
+    def current(self, obj: BeatLease) -> bool:
+        return obj.expires_at > timezone.now()
+
+    def has_module_permission(self, request):
+        return request.user.is_active and _sees_all(request)
 
     def has_view_permission(self, request, obj=None):
         return self.has_module_permission(request)

@@ -27,7 +27,9 @@ This subclass changes only these things:
 7. the ticks of scheduled runs due at the same moment go out together, ``FIRE_BATCH`` run ids
    per ``scheduling.fire_runs`` message, instead of one ``scheduling.fire_run`` message each:
    publishing a message costs beat ~3 ms (most of a tick) and a worker a few more to receive,
-   and the worker claims a batch's slots in one transaction (``scheduled_runs_fire``).
+   and the worker claims a batch's slots in one transaction (``scheduled_runs_fire``);
+8. of several beats, only the one holding the beat lease sends anything (scheduling/leases.py);
+   the others keep their schedule current and stand by.
 
 Which runs get a tick, and when, is unchanged; the exactly-once guarantee does not depend on beat at
 all (scheduling/services.py), only the firing lag does.
@@ -36,15 +38,20 @@ all (scheduling/services.py), only the firing lag does.
 from __future__ import annotations
 
 import logging
+import os
+import secrets
+import socket
 import time
 from datetime import timedelta
 
+from django.conf import settings
 from django.db import close_old_connections
 from django.db.utils import DatabaseError, InterfaceError
 from django.utils import timezone
 from django_celery_beat import schedulers
 from django_celery_beat.models import PeriodicTask
 
+from scheduling.leases import BEAT_LEASE, lease_acquire, lease_holder, lease_release
 from scheduling.services import FIRE_TASK
 
 logger = logging.getLogger(__name__)
@@ -70,15 +77,75 @@ class ModelEntry(schedulers.ModelEntry):
         return following
 
 
+class BeatLeaseView:
+    """This beat's view of the beat lease: renewed every quarter of its length, trusted for half.
+
+    Trusting it for half its length after the renewal began means two beats never both believe
+    they hold it unless their clocks differ by more than that half (5 s by default). A renewal
+    that fails (the database is unreachable) is retried on the next loop; the lease then lapses
+    here before it expires in the database.
+    """
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds  # 0: no lease, every beat sends
+        self.holder = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+        self._renew_at = float("-inf")
+        self._trusted_until = float("-inf")
+        self._held_last_time: bool | None = None
+
+    @property
+    def renew_interval(self) -> float:
+        return self.seconds / 4
+
+    def held(self) -> bool:
+        if not self.seconds:
+            return True
+        started = time.monotonic()
+        if started >= self._renew_at:
+            self._renew(started)
+        return time.monotonic() < self._trusted_until
+
+    def release(self) -> None:
+        if self.seconds and self._trusted_until > time.monotonic():
+            try:
+                lease_release(name=BEAT_LEASE, holder=self.holder)
+            except (DatabaseError, InterfaceError):
+                logger.warning("beat: could not hand back the beat lease; it expires by itself", exc_info=True)
+            self._trusted_until = float("-inf")
+
+    def _renew(self, started: float) -> None:
+        self._renew_at = started + self.renew_interval
+        try:
+            close_old_connections()
+            held = lease_acquire(name=BEAT_LEASE, holder=self.holder, seconds=self.seconds)
+        except (DatabaseError, InterfaceError):
+            logger.warning("beat: could not renew the beat lease; will retry", exc_info=True)
+            return
+        self._trusted_until = started + self.seconds / 2 if held else float("-inf")
+        if held != self._held_last_time:
+            self._log_change(held)
+        self._held_last_time = held
+
+    def _log_change(self, held: bool) -> None:
+        if held:
+            logger.info("beat: holds the beat lease (%s); this beat sends the schedule", self.holder)
+        else:
+            holder = lease_holder(name=BEAT_LEASE) or "another beat"
+            logger.info("beat: standing by (%s); %s holds the beat lease", self.holder, holder)
+
+
 class DatabaseScheduler(schedulers.DatabaseScheduler):
     Entry = ModelEntry
     _last_change_check = float("-inf")
 
     def __init__(self, *args, **kwargs):
         self._ticks_to_send: list[int] = []  # run ids whose tick is due, not yet sent
+        self.lease = BeatLeaseView(settings.SCHEDULING_BEAT_LEASE_SECONDS)
         super().__init__(*args, **kwargs)
 
     def apply_entry(self, entry, producer=None) -> None:
+        if not self.lease.held():
+            return  # standing by: the lease holder sends it
         if entry.task != FIRE_TASK:
             return super().apply_entry(entry, producer=producer)
         self._ticks_to_send.append(entry.kwargs["run_id"])
@@ -86,9 +153,12 @@ class DatabaseScheduler(schedulers.DatabaseScheduler):
             self.send_ticks()
 
     def tick(self, *args, **kwargs) -> float:
+        self.lease.held()  # renews the lease, or tries to take it, once per renewal interval
         interval = super().tick(*args, **kwargs)
         if interval:  # nothing else is due now: send the ticks collected so far
             self.send_ticks()
+            if self.lease.seconds:  # wake up in time to renew, or to take over from a stopped holder
+                interval = min(interval, self.lease.renew_interval)
         return interval
 
     def send_ticks(self) -> None:
@@ -108,6 +178,7 @@ class DatabaseScheduler(schedulers.DatabaseScheduler):
     def close(self) -> None:
         self.send_ticks()
         super().close()
+        self.lease.release()
 
     def schedule_changed(self) -> bool:
         now = time.monotonic()
@@ -144,6 +215,8 @@ class DatabaseScheduler(schedulers.DatabaseScheduler):
 
     def sync(self) -> None:
         names, self._dirty = self._dirty, set()
+        if not self.lease.held():
+            return  # the holder writes last_run_at back; a standby's sent nothing
         if not names or self._schedule is None:
             self._dirty |= names
             return

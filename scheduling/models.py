@@ -144,3 +144,20 @@ class ScheduledRunExecution(models.Model):
 
     def __str__(self) -> str:
         return f"execution {self.pk} of run {self.run_id}"
+
+
+class BeatLease(models.Model):
+    """Which beat process sends the schedule: the one holding this lease (scheduling/leases.py).
+
+    Every beat keeps renewing it or trying to take it; only the holder sends due entries, so a
+    second beat stands by instead of sending every tick twice, and takes over within
+    ``SCHEDULING_BEAT_LEASE_SECONDS`` of the holder stopping.
+    """
+
+    name = models.CharField(max_length=64, primary_key=True)
+    holder = models.CharField(max_length=200, help_text="host:pid:nonce of the beat holding the lease.")
+    expires_at = models.DateTimeField()
+    acquired_at = models.DateTimeField(help_text="When this holder took the lease.")
+
+    def __str__(self) -> str:
+        return f"{self.name} lease held by {self.holder}"

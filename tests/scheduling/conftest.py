@@ -9,13 +9,17 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from django_celery_beat import schedulers
 
 from accounts.roles import Role
 from accounts.services import api_key_create
+from config.celery import app
 from predictions.catalog import CATALOG
 from predictions.services import mlmodels_sync_catalog
+from scheduling import beat
 from scheduling.models import ScheduledRun
 from scheduling.services import scheduled_run_create
+from scheduling.tasks import fire_runs
 from tests.conftest import Caller
 
 # A Monday in June, well away from any DST change in the zones used here.
@@ -76,3 +80,38 @@ def catalog(db):
 def churn(train):
     """An active churn version, so that executions can score."""
     return train("churn")
+
+
+@pytest.fixture
+def make_scheduler(monkeypatch):
+    """Beat's scheduler, in process: ``sent`` lists the entry names it sent, ``messages`` the run ids
+    of each ``fire_runs`` message; nothing reaches the broker."""
+    # Beat closes stale connections between loops; here that would be the test's own connection.
+    monkeypatch.setattr(schedulers, "close_old_connections", lambda: None)
+    monkeypatch.setattr(beat, "close_old_connections", lambda: None)
+    made_by_producer, made_all = {}, []
+
+    def send_fire_runs(args, producer=None, **options):
+        made = made_by_producer[id(producer)]
+        made.messages.append(list(args[0]))
+        made.sent.extend(f"scheduled-run-{run_id}" for run_id in args[0])
+
+    monkeypatch.setattr(fire_runs, "apply_async", send_fire_runs)
+
+    def make() -> beat.DatabaseScheduler:
+        made = beat.DatabaseScheduler(app=app)
+        made.sent, made.messages = [], []
+        made.__dict__["producer"] = producer = object()  # stands in for the broker connection
+        made_by_producer[id(producer)] = made
+        made.apply_async = lambda entry, producer=None, advance=True, **kwargs: made.sent.append(entry.name)
+        made_all.append(made)
+        return made
+
+    yield make
+    for made in made_all:
+        made._finalize.cancel()  # no write-back at interpreter exit, after the test database is gone
+
+
+@pytest.fixture
+def scheduler(make_scheduler) -> beat.DatabaseScheduler:
+    return make_scheduler()

@@ -6,33 +6,12 @@ from datetime import timedelta
 
 import pytest
 from django.utils import timezone
-from django_celery_beat import schedulers
 from django_celery_beat.models import PeriodicTask
 
-from config.celery import app
 from scheduling import beat
 from scheduling.services import FIRE_TASK
-from scheduling.tasks import fire_runs
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def scheduler(monkeypatch):
-    # Beat closes stale connections between loops; here that would be the test's own connection.
-    monkeypatch.setattr(schedulers, "close_old_connections", lambda: None)
-    monkeypatch.setattr(beat, "close_old_connections", lambda: None)
-    made = beat.DatabaseScheduler(app=app)
-    made.sent, made.messages = [], []  # entry names sent; run ids per fire_runs message
-
-    def send_fire_runs(args, **options):
-        made.messages.append(list(args[0]))
-        made.sent.extend(f"scheduled-run-{run_id}" for run_id in args[0])
-
-    monkeypatch.setattr(fire_runs, "apply_async", send_fire_runs)
-    made.apply_async = lambda entry, producer=None, advance=True, **kwargs: made.sent.append(entry.name)
-    yield made
-    made._finalize.cancel()  # no write-back at interpreter exit, after the test database is gone
 
 
 def make_due(runs: int, make_run, owner) -> list[int]:

@@ -1,46 +1,90 @@
-"""Real processes: two celery beats and a worker execute a due run once per slot, into history."""
+"""Real processes: celery beats and a worker execute a due run once per slot, into history."""
 
 from __future__ import annotations
 
 import re
 import time
+from datetime import datetime
 
 import pytest
 from django.db.models import Count
 from django.utils import timezone
 
 from history.models import PredictionRecord
-from scheduling.models import ScheduledRunExecution
+from scheduling.models import ScheduledRun, ScheduledRunExecution
 from tests.live import celery_beat, celery_worker, service_env
+
+
+def sent_by(run: ScheduledRun) -> re.Pattern:
+    """A beat's log line for a message carrying this run's tick."""
+    return re.compile(rf"sent the due ticks of [^\"]*\bscheduled-run-{run.pk}\b")
+
+
+def wait_for(condition, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout  # up to a minute to the slot, plus start-up on a busy machine
+    while time.monotonic() < deadline and not condition():
+        time.sleep(0.5)
+
+
+def executed(run: ScheduledRun, slot: datetime) -> bool:
+    return ScheduledRunExecution.objects.filter(run=run, slot=slot, status="succeeded").exists()
+
+
+def assert_executed_once_into_history(run: ScheduledRun, slot: datetime) -> None:
+    per_slot = dict(ScheduledRunExecution.objects.filter(run=run).values_list("slot").annotate(n=Count("id")))
+    execution = ScheduledRunExecution.objects.get(run=run, slot=slot)
+    assert per_slot[slot] == 1 and set(per_slot.values()) == {1}, per_slot
+    assert execution.status == "succeeded" and execution.trigger == "schedule"
+    assert (execution.started_at - slot).total_seconds() < 60
+    records = PredictionRecord.objects.filter(scheduled_execution_id=execution.pk)
+    assert records.count() == 3 and {r.source for r in records} == {"scheduled"}
 
 
 @pytest.mark.integration
 @pytest.mark.django_db(transaction=True)
-def test_two_beats_and_a_worker_execute_each_slot_once_and_record_its_predictions(
+def test_two_beats_that_both_send_and_a_worker_execute_each_slot_once_and_record_its_predictions(
     owner, make_run, churn, settings, tmp_path
 ):
     run = make_run(owner, cron="* * * * *", now=timezone.now())
     first_slot = run.next_run_at  # the next minute
+    # No beat lease: both beats send every tick, and the slot's guard alone keeps it to one execution.
     # Its own VAR_DIR: a file-system broker folder no earlier test left messages in.
-    env = service_env(VAR_DIR=str(tmp_path / "var"), ARTIFACT_ROOT=str(settings.ARTIFACT_ROOT))
-    sent_by = re.compile(rf"sent the due ticks of [^\"]*\bscheduled-run-{run.pk}\b")  # one beat's message
+    env = service_env(
+        VAR_DIR=str(tmp_path / "var"), ARTIFACT_ROOT=str(settings.ARTIFACT_ROOT), SCHEDULING_BEAT_LEASE_SECONDS="0"
+    )
 
     with celery_worker(env, queues="predictions"), celery_beat(env) as one, celery_beat(env) as two:
-        deadline = time.monotonic() + 120  # up to a minute to the slot, plus start-up on a busy machine
-        while time.monotonic() < deadline:
-            both_sent = all(sent_by.search(beat.log_path.read_text()) for beat in (one, two))
-            done = ScheduledRunExecution.objects.filter(run=run, slot=first_slot, status="succeeded").exists()
-            if both_sent and done:
-                break
-            time.sleep(0.5)
+        wait_for(
+            lambda: (
+                all(sent_by(run).search(beat.log_path.read_text()) for beat in (one, two)) and executed(run, first_slot)
+            )
+        )
         time.sleep(3)  # the second beat's tick reaches the worker too, and finds the slot taken
-        sends = [len(sent_by.findall(beat.log_path.read_text())) for beat in (one, two)]
+        sends = [len(sent_by(run).findall(beat.log_path.read_text())) for beat in (one, two)]
 
-    per_slot = dict(ScheduledRunExecution.objects.filter(run=run).values_list("slot").annotate(n=Count("id")))
-    execution = ScheduledRunExecution.objects.get(run=run, slot=first_slot)
     assert min(sends) >= 1, f"each beat sent the tick: {sends}"
-    assert per_slot[first_slot] == 1 and set(per_slot.values()) == {1}, per_slot
-    assert execution.status == "succeeded" and execution.trigger == "schedule"
-    assert (execution.started_at - first_slot).total_seconds() < 60
-    records = PredictionRecord.objects.filter(scheduled_execution_id=execution.pk)
-    assert records.count() == 3 and {r.source for r in records} == {"scheduled"}
+    assert_executed_once_into_history(run, first_slot)
+
+
+@pytest.mark.integration
+@pytest.mark.django_db(transaction=True)
+def test_the_standby_beat_takes_over_when_the_lease_holder_is_killed(owner, make_run, churn, settings, tmp_path):
+    run = make_run(owner, cron="* * * * *", now=timezone.now())
+    first_slot = run.next_run_at
+    env = service_env(
+        VAR_DIR=str(tmp_path / "var"), ARTIFACT_ROOT=str(settings.ARTIFACT_ROOT), SCHEDULING_BEAT_LEASE_SECONDS="4"
+    )
+
+    with celery_worker(env, queues="predictions"), celery_beat(env) as one, celery_beat(env) as two:
+        beats = (one, two)
+        wait_for(lambda: sum("holds the beat lease" in beat.log_path.read_text() for beat in beats) == 1, 30)
+        holder, standby = sorted(beats, key=lambda beat: "holds the beat lease" not in beat.log_path.read_text())
+        assert "standing by" in standby.log_path.read_text()
+        holder.kill()  # no clean stop: the lease is not handed back and has to run out
+
+        wait_for(lambda: executed(run, first_slot))
+        standby_log = standby.log_path.read_text()
+
+    assert "holds the beat lease" in standby_log
+    assert not sent_by(run).search(holder.log_path.read_text())
+    assert_executed_once_into_history(run, first_slot)

@@ -1,0 +1,165 @@
+"""Of two beats, the one holding the beat lease sends the schedule; the other stands by and takes over."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.db import OperationalError
+from django.utils import timezone
+from django_celery_beat.models import PeriodicTask
+
+from scheduling import beat
+from scheduling.leases import BEAT_LEASE, lease_acquire, lease_holder, lease_release
+from scheduling.models import BeatLease
+from scheduling.services import FIRE_TASK
+
+pytestmark = pytest.mark.django_db
+
+
+def make_due(runs: int, make_run, owner) -> list[int]:
+    ids = [make_run(owner, cron="@yearly", now=timezone.now()).pk for _ in range(runs)]
+    PeriodicTask.objects.filter(task=FIRE_TASK).update(last_run_at=timezone.now() - timedelta(days=400))
+    return ids
+
+
+def burst(scheduler, limit: int = 200) -> None:
+    for _ in range(limit):
+        if scheduler.tick() > 0:
+            break
+
+
+def run_ticks(scheduler) -> list[str]:
+    return [name for name in scheduler.sent if name.startswith("scheduled-run-")]
+
+
+class Clock:
+    """Stands in for beat's monotonic clock."""
+
+    def __init__(self):
+        self.now = 1_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock(monkeypatch) -> Clock:
+    made = Clock()
+    monkeypatch.setattr(beat.time, "monotonic", made)
+    monkeypatch.setattr(beat, "close_old_connections", lambda: None)  # it would close the test's connection
+    return made
+
+
+def test_one_holder_at_a_time_until_its_lease_expires_or_is_handed_back():
+    now = timezone.now()
+    assert lease_acquire(name=BEAT_LEASE, holder="a", seconds=10, now=now)
+    assert not lease_acquire(name=BEAT_LEASE, holder="b", seconds=10, now=now + timedelta(seconds=9))
+    assert lease_acquire(name=BEAT_LEASE, holder="a", seconds=10, now=now + timedelta(seconds=9))  # renewed
+    assert not lease_acquire(name=BEAT_LEASE, holder="b", seconds=10, now=now + timedelta(seconds=18))
+    assert BeatLease.objects.get().acquired_at == now  # a renewal is not a new holder
+
+    assert lease_acquire(name=BEAT_LEASE, holder="b", seconds=10, now=now + timedelta(seconds=20))  # a's lapsed
+    assert not lease_acquire(name=BEAT_LEASE, holder="a", seconds=10, now=now + timedelta(seconds=21))
+    assert BeatLease.objects.get().acquired_at == now + timedelta(seconds=20)
+
+    assert lease_release(name=BEAT_LEASE, holder="b")
+    assert lease_holder(name=BEAT_LEASE) == ""
+    assert lease_acquire(name=BEAT_LEASE, holder="a", seconds=10)  # at once, not after b's ten seconds
+    assert lease_holder(name=BEAT_LEASE) == "a"
+
+
+def test_the_second_beat_stands_by_while_the_first_sends_every_due_run(make_scheduler, make_run, owner, catalog):
+    ids = make_due(12, make_run, owner)
+    first, second = make_scheduler(), make_scheduler()
+    for scheduler in (first, second):
+        scheduler._last_change_check = float("-inf")
+        burst(scheduler)
+
+    assert sorted(run_ticks(first)) == sorted(f"scheduled-run-{pk}" for pk in ids)
+    assert second.sent == [] and second.messages == []
+    assert lease_holder(name=BEAT_LEASE) == first.lease.holder
+
+
+def test_a_standby_beat_writes_no_last_run_times(make_scheduler, make_run, owner, catalog):
+    make_due(3, make_run, owner)
+    first, second = make_scheduler(), make_scheduler()
+    first.tick()  # takes the lease
+    second._last_change_check = float("-inf")
+    burst(second)
+
+    second.sync()
+
+    assert set(PeriodicTask.objects.filter(task=FIRE_TASK).values_list("total_run_count", flat=True)) == {0}
+
+
+def test_the_standby_takes_over_at_once_when_the_holder_stops(make_scheduler, make_run, owner, catalog):
+    first, second = make_scheduler(), make_scheduler()
+    first.tick()
+    second.tick()
+    first.close()  # hands the lease back
+    ids = make_due(4, make_run, owner)
+
+    second.lease._renew_at = float("-inf")  # its next renewal, at most a quarter lease away
+    second._last_change_check = float("-inf")
+    burst(second)
+
+    assert sorted(run_ticks(second)) == sorted(f"scheduled-run-{pk}" for pk in ids)
+    assert lease_holder(name=BEAT_LEASE) == second.lease.holder
+
+
+def test_the_standby_takes_over_once_a_stopped_holder_lease_expires(make_scheduler, make_run, owner, catalog):
+    first, second = make_scheduler(), make_scheduler()
+    first.tick()
+    second.tick()
+    assert not second.lease.held()
+    # The first beat was killed: its lease is not renewed and runs out.
+    BeatLease.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
+    ids = make_due(3, make_run, owner)
+
+    second.lease._renew_at = float("-inf")
+    second._last_change_check = float("-inf")
+    burst(second)
+
+    assert sorted(run_ticks(second)) == sorted(f"scheduled-run-{pk}" for pk in ids)
+
+
+def test_a_holder_that_cannot_renew_stops_sending_before_its_lease_expires(clock, monkeypatch):
+    view = beat.BeatLeaseView(seconds=10)
+    assert view.held()
+
+    def unreachable(**kwargs):
+        raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(beat, "lease_acquire", unreachable)
+    clock.now += 4.9  # renewals failed, but within half the lease: still trusted
+    assert view.held()
+    clock.now += 0.2
+    assert not view.held()  # the database lease still runs for ~5 s: no overlap with a taker
+
+
+def test_the_holder_renews_the_lease_every_quarter_of_it(clock, django_assert_max_num_queries):
+    view = beat.BeatLeaseView(seconds=8)
+    assert view.held()
+    first_expiry = BeatLease.objects.get().expires_at
+
+    with django_assert_max_num_queries(0):
+        clock.now += 1.9
+        assert view.held()
+    clock.now += 0.2
+    assert view.held()
+
+    assert BeatLease.objects.get().expires_at > first_expiry
+
+
+def test_with_no_lease_every_beat_sends(make_scheduler, make_run, owner, catalog, settings):
+    settings.SCHEDULING_BEAT_LEASE_SECONDS = 0
+    ids = make_due(3, make_run, owner)
+    first, second = make_scheduler(), make_scheduler()
+    for scheduler in (first, second):
+        scheduler._last_change_check = float("-inf")
+        burst(scheduler)
+
+    expected = sorted(f"scheduled-run-{pk}" for pk in ids)
+    assert sorted(run_ticks(first)) == expected and sorted(run_ticks(second)) == expected
+    assert not BeatLease.objects.exists()

@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/schedule_bench.py                          # 1,000 runs, 10 minutes, 1 beat then 2
     .venv/bin/python bench/schedule_bench.py --minutes 2 --beats 1    # a quick look
+    .venv/bin/python bench/schedule_bench.py --minutes 3 --beats 2 --kill-holder-at 60.5   # a failover
 
 Needs PostgreSQL and Redis on 127.0.0.1: each phase uses a fresh database ``modelops_bench_sched``
 and Redis databases 4 (broker and results) and 5 (cache), emptied first.
@@ -19,6 +20,11 @@ waits for the workers to finish, stops everything, and reads the database:
 - lag: execution start minus slot time, p50 / p99 / max;
 - beat: ticks sent per slot, and how long after the slot each beat sent its last tick;
 - CPU seconds used by beat, workers, PostgreSQL and Redis over the measured minutes.
+
+Of several beats, one holds the beat lease and sends; the others stand by (scheduling/leases.py).
+``--kill-holder-at S`` SIGKILLs the holder S seconds after the first measured slot, to see what
+a failover costs: the standby takes over when the lease runs out, and the sweeper re-sends the
+ticks that were lost in between.
 """
 
 from __future__ import annotations
@@ -240,6 +246,10 @@ def phase(args: argparse.Namespace, beats: int) -> dict:
     before = groups()
     cpu_before = {name: {pid: cpu_seconds([pid]) for pid in pids} for name, pids in before.items()}
     busy_before, load_before = machine_busy(), os.getloadavg()[0]
+    killed = None
+    if args.kill_holder_at is not None and beats > 1:
+        time.sleep(max(0.0, (first + timedelta(seconds=args.kill_holder_at) - datetime.now(UTC)).total_seconds()))
+        killed = kill_lease_holder(processes)
     time.sleep(max(0.0, (slots[-1] + timedelta(seconds=59) - datetime.now(UTC)).total_seconds()))
     cpu = {
         name: sum(cpu_seconds([pid]) - cpu_before.get(name, {}).get(pid, 0.0) for pid in pids)
@@ -291,7 +301,24 @@ def phase(args: argparse.Namespace, beats: int) -> dict:
         "busy": busy,
         "load": (load_before, load_after),
         "seconds": len(slots) * 60,
+        "killed": killed,
     }
+
+
+def kill_lease_holder(processes: list[tuple[str, subprocess.Popen, Path]]) -> str:
+    """SIGKILL the beat that last logged holding the beat lease; its name and when, for the report."""
+
+    def holds(log: Path) -> bool:
+        text = log.read_text()
+        return text.rfind("holds the beat lease") > text.rfind("standing by")
+
+    for name, process, log in processes:
+        if name.startswith("beat") and holds(log):
+            process.kill()
+            when = datetime.now(UTC)
+            print(f"killed {name}, the lease holder, at {when:%H:%M:%S.%f}", flush=True)
+            return f"{name} at {when:%H:%M:%S}"
+    raise RuntimeError("no beat holds the beat lease")
 
 
 def report(args: argparse.Namespace, results: list[dict]) -> None:
@@ -312,6 +339,9 @@ def report(args: argparse.Namespace, results: list[dict]) -> None:
             if spreads:
                 print(f"- {r['beats']} beat(s), {name}: {sent:,} ticks, last tick after "
                       f"{statistics.median(spreads):.2f} s / {max(spreads):.2f} s")  # fmt: skip
+    for r in results:
+        if r["killed"]:
+            print(f"\nFailover: killed the lease holder, {r['killed']} UTC.")
     print("\nCPU seconds over the measured minutes (machine busy %)\n")
     for r in results:
         parts = ", ".join(f"{name} {seconds:.0f}" for name, seconds in sorted(r["cpu"].items()))
@@ -329,6 +359,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="Celery worker processes (each with its pool).")
     parser.add_argument("--concurrency", type=int, default=2, help="Pool processes per worker.")
     parser.add_argument("--rows", type=int, default=3, help="Rows in each run's JSON input.")
+    parser.add_argument(
+        "--kill-holder-at", type=float, help="SIGKILL the lease holder this many seconds after the first slot."
+    )
     args = parser.parse_args()
     results = [phase(args, beats) for beats in args.beats]
     report(args, results)

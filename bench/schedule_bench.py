@@ -310,7 +310,7 @@ def kill_lease_holder(processes: list[tuple[str, subprocess.Popen, Path]]) -> st
 
     def holds(log: Path) -> bool:
         text = log.read_text()
-        return text.rfind("holds the beat lease") > text.rfind("standing by")
+        return text.rfind("this beat sends the schedule") > text.rfind("standing by")
 
     for name, process, log in processes:
         if name.startswith("beat") and holds(log):

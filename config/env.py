@@ -47,10 +47,12 @@ def env_bool(name: str, default: bool) -> bool:
     raise SettingError(f"Environment variable {name} must be true or false, got {raw!r}")
 
 
-def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
+def env_int(name: str, default: int, *, minimum: int | None = None, maximum: int | None = None) -> int:
     value = _parse(name, "int", default)
     if minimum is not None and value < minimum:
         raise SettingError(f"Environment variable {name} must be >= {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise SettingError(f"Environment variable {name} must be <= {maximum}, got {value}")
     return value
 
 

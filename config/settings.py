@@ -318,8 +318,10 @@ SCHEDULING_EXECUTION_LEASE_SECONDS = env_int("SCHEDULING_EXECUTION_LEASE_SECONDS
 # Disable a run after this many failed executions in a row; 0 never does.
 SCHEDULING_AUTO_DISABLE_AFTER_FAILURES = env_int("SCHEDULING_AUTO_DISABLE_AFTER_FAILURES", 0, minimum=0)
 # Of several beat processes, the one holding the beat lease sends the schedule; the others stand
-# by and take over within this long of it stopping (scheduling/leases.py). 0: every beat sends.
-SCHEDULING_BEAT_LEASE_SECONDS = env_int("SCHEDULING_BEAT_LEASE_SECONDS", 10, minimum=0)
+# by and take over within 1.25 times this long of it dying (scheduling/leases.py). 0: every beat
+# sends. At most 20: ticks lost in a failover are re-sent by the sweeper, which runs on the new
+# holder every 15 s, and must start within the 60 s misfire grace.
+SCHEDULING_BEAT_LEASE_SECONDS = env_int("SCHEDULING_BEAT_LEASE_SECONDS", 10, minimum=0, maximum=20)
 CELERY_TASK_ALWAYS_EAGER = False
 
 # --- Logging: one JSON object per line, each carrying the request's correlation id ------------

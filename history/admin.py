@@ -8,6 +8,7 @@ from django.utils import timezone
 from django.utils.functional import cached_property
 
 from accounts.roles import Role
+from config.admin import ReadOnlyAdmin
 from history.models import HourlyRollup, MaintenanceState, Outcome, OutcomeImport, PredictionRecord, RetentionPolicy
 from history.services import retention_policy_set
 
@@ -36,17 +37,6 @@ class RecentFilter(admin.SimpleListFilter):
     def queryset(self, request, queryset):
         window = self._windows.get(self.value())
         return queryset.filter(created_at__gte=timezone.now() - window) if window else queryset
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(PredictionRecord)

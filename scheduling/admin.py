@@ -19,6 +19,7 @@ from django_celery_beat.admin import CrontabScheduleAdmin, PeriodicTaskAdmin
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
 from accounts.roles import Role, role_allows
+from config.admin import ReadOnlyAdmin
 from predictions.selectors import catalog_models
 from scheduling.cron import timezone_names
 from scheduling.models import BeatLease, ScheduledRun, ScheduledRunExecution
@@ -238,7 +239,7 @@ class ScheduledRunAdmin(admin.ModelAdmin):
 
 
 @admin.register(ScheduledRunExecution)
-class ScheduledRunExecutionAdmin(admin.ModelAdmin):
+class ScheduledRunExecutionAdmin(ReadOnlyAdmin):
     list_display = (
         "id",
         "run",
@@ -266,18 +267,9 @@ class ScheduledRunExecutionAdmin(admin.ModelAdmin):
     def has_view_permission(self, request, obj=None):
         return self.has_module_permission(request)
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
 
 @admin.register(BeatLease)
-class BeatLeaseAdmin(admin.ModelAdmin):
+class BeatLeaseAdmin(ReadOnlyAdmin):
     """Which beat sends the schedule now, for admins; beats write it, nobody edits it."""
 
     list_display = ("name", "holder", "acquired_at", "expires_at", "current")
@@ -292,15 +284,6 @@ class BeatLeaseAdmin(admin.ModelAdmin):
 
     def has_view_permission(self, request, obj=None):
         return self.has_module_permission(request)
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 # --- django-celery-beat's pages: a scheduled run's beat entry is edited through the run -------------

@@ -42,6 +42,7 @@ import os
 import secrets
 import socket
 import time
+from collections.abc import Callable
 from datetime import timedelta
 
 from django.conf import settings
@@ -83,12 +84,14 @@ class BeatLeaseView:
     Trusting it for half its length after the renewal began means two beats never both believe
     they hold it unless their clocks differ by more than that half (5 s by default). A renewal
     that fails (the database is unreachable) is retried on the next loop; the lease then lapses
-    here before it expires in the database.
+    here before it expires in the database. Once released (beat stopping) it is never taken
+    again by this process: django-celery-beat writes last_run_at back once more at exit.
     """
 
-    def __init__(self, seconds: float):
+    def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic):
         self.seconds = seconds  # 0: no lease, every beat sends
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+        self._clock = clock
         self._renew_at = float("-inf")
         self._trusted_until = float("-inf")
         self._held_last_time: bool | None = None
@@ -98,20 +101,28 @@ class BeatLeaseView:
         return self.seconds / 4
 
     def held(self) -> bool:
+        """Whether this beat holds the lease, renewing it (or trying to take it) when that is due."""
         if not self.seconds:
             return True
-        started = time.monotonic()
+        started = self._clock()
         if started >= self._renew_at:
             self._renew(started)
-        return time.monotonic() < self._trusted_until
+        return self.trusted()
+
+    def trusted(self) -> bool:
+        """Whether this beat holds the lease, from its last renewal alone: no query."""
+        return not self.seconds or self._clock() < self._trusted_until
 
     def release(self) -> None:
-        if self.seconds and self._trusted_until > time.monotonic():
+        if not self.seconds:
+            return
+        self._renew_at = float("inf")  # never again in this process
+        if self.trusted():
+            self._trusted_until = float("-inf")
             try:
                 lease_release(name=BEAT_LEASE, holder=self.holder)
             except (DatabaseError, InterfaceError):
                 logger.warning("beat: could not hand back the beat lease; it expires by itself", exc_info=True)
-            self._trusted_until = float("-inf")
 
     def _renew(self, started: float) -> None:
         self._renew_at = started + self.renew_interval
@@ -123,15 +134,18 @@ class BeatLeaseView:
             return
         self._trusted_until = started + self.seconds / 2 if held else float("-inf")
         if held != self._held_last_time:
+            self._held_last_time = held
             self._log_change(held)
-        self._held_last_time = held
 
     def _log_change(self, held: bool) -> None:
         if held:
             logger.info("beat: holds the beat lease (%s); this beat sends the schedule", self.holder)
-        else:
+            return
+        try:
             holder = lease_holder(name=BEAT_LEASE) or "another beat"
-            logger.info("beat: standing by (%s); %s holds the beat lease", self.holder, holder)
+        except (DatabaseError, InterfaceError):
+            holder = "another beat"
+        logger.info("beat: standing by (%s); the beat lease is held by %s", self.holder, holder)
 
 
 class DatabaseScheduler(schedulers.DatabaseScheduler):
@@ -214,9 +228,9 @@ class DatabaseScheduler(schedulers.DatabaseScheduler):
         self._heap_invalidated = False
 
     def sync(self) -> None:
+        if not self.lease.trusted():
+            return  # the holder writes last_run_at back; a standby sent nothing
         names, self._dirty = self._dirty, set()
-        if not self.lease.held():
-            return  # the holder writes last_run_at back; a standby's sent nothing
         if not names or self._schedule is None:
             self._dirty |= names
             return

@@ -3,9 +3,10 @@
 Exactly once per slot never depends on this (scheduling/services.py): two beats that both send
 still execute each slot once. The lease saves the work of sending and claiming every tick twice,
 which on a busy machine showed as firing lag. A second beat stands by, loads the schedule like
-the first, and takes over within ``SCHEDULING_BEAT_LEASE_SECONDS`` when the holder stops; a
-holder that stops cleanly hands the lease back at once. Ticks lost in between are re-sent by
-the sweeper (``overdue_runs_resend``), so a failover delays slots but misses none.
+the first, and takes over within 1.25 x ``SCHEDULING_BEAT_LEASE_SECONDS`` (the lease, then its
+next poll) when the holder dies; a holder that stops cleanly hands the lease back, and the
+standby takes it at its next poll. Ticks lost in between are re-sent by the sweeper
+(``overdue_runs_resend``), so a failover delays slots but misses none.
 
 Written here rather than taken from a library: celery-redbeat's lock comes with its own Redis
 scheduler and single-beat supervises beat as a child process under a Redis lock; neither works
@@ -27,12 +28,17 @@ BEAT_LEASE = "beat"
 
 
 def lease_acquire(*, name: str, holder: str, seconds: float, now: datetime | None = None) -> bool:
-    """Renew the lease if ``holder`` has it, take it if it has expired: true if ``holder`` now holds it."""
+    """Renew the lease if ``holder`` has it, take it if it has expired: true if ``holder`` now holds it.
+
+    Expiry is judged by this process's clock. A lease expiring further ahead than two lease
+    lengths was written by a clock that has since been set back (or is far ahead): it counts as
+    expired, so that no beat waits for it.
+    """
     now = now or timezone.now()
     until = now + timedelta(seconds=seconds)
     renewed_or_taken = (
         BeatLease.objects.filter(name=name)
-        .filter(Q(holder=holder) | Q(expires_at__lte=now))
+        .filter(Q(holder=holder) | Q(expires_at__lte=now) | Q(expires_at__gt=now + 2 * timedelta(seconds=seconds)))
         .update(
             holder=holder,
             expires_at=until,
@@ -41,10 +47,12 @@ def lease_acquire(*, name: str, holder: str, seconds: float, now: datetime | Non
     )
     if renewed_or_taken:
         return True
+    if BeatLease.objects.filter(name=name).exists():  # another holder's lease is current
+        return False
     try:  # the first beat ever: the row does not exist yet
         with transaction.atomic():
             BeatLease.objects.create(name=name, holder=holder, expires_at=until, acquired_at=now)
-    except IntegrityError:  # it does, and another holder's lease is current
+    except IntegrityError:  # another beat created it first
         return False
     return True
 

@@ -150,8 +150,8 @@ class BeatLease(models.Model):
     """Which beat process sends the schedule: the one holding this lease (scheduling/leases.py).
 
     Every beat keeps renewing it or trying to take it; only the holder sends due entries, so a
-    second beat stands by instead of sending every tick twice, and takes over within
-    ``SCHEDULING_BEAT_LEASE_SECONDS`` of the holder stopping.
+    second beat stands by instead of sending every tick twice, and takes over within 1.25 x
+    ``SCHEDULING_BEAT_LEASE_SECONDS`` of the holder dying.
     """
 
     name = models.CharField(max_length=64, primary_key=True)

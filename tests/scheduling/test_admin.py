@@ -10,6 +10,7 @@ import pytest
 
 from accounts.roles import Role
 from predictions.models import MLModel
+from scheduling.leases import BEAT_LEASE, lease_acquire
 from scheduling.models import ScheduledRun, ScheduledRunExecution
 from scheduling.services import scheduled_run_fire
 from tests.factories import UserFactory
@@ -99,3 +100,16 @@ def test_operators_see_only_their_own_runs_and_viewers_cannot_change_them(client
     assert "mine" in operator_list and "not mine" not in operator_list and 'name="_save"' in operator_change
     assert "viewer&#x27;s old run" in viewer_list and "not mine" not in viewer_list
     assert 'name="_save"' not in viewer_page and viewer_add.status_code == 403
+
+
+def test_admins_see_which_beat_holds_the_lease_and_operators_do_not(admin_client, client):
+    lease_acquire(name=BEAT_LEASE, holder="beat-host:4242:abc123", seconds=10)
+    operator = UserFactory(username="staff-operator", role=Role.OPERATOR, is_staff=True)
+
+    page = admin_client.get("/admin/scheduling/beatlease/")
+    client.force_login(operator)
+    refused = client.get("/admin/scheduling/beatlease/")
+
+    assert page.status_code == 200 and "beat-host:4242:abc123" in page.content.decode()
+    assert 'alt="True"' in page.content.decode()  # current
+    assert refused.status_code == 403

@@ -9,7 +9,7 @@ and Redis databases 4 (broker and results) and 5 (cache), emptied first.
 
 Per phase it creates a scratch ``VAR_DIR``, migrates, trains churn, creates ``--runs`` scheduled
 runs with ``* * * * *`` through the service (each scoring a JSON list of ``--rows`` rows), then
-starts ``--workers`` Celery workers (``--queues predictions --concurrency C``) and ``B`` beats,
+starts ``--workers`` Celery workers (``--queues scheduling --concurrency C``) and ``B`` beats,
 exactly as the README's production commands do. The first full minute after everything is up
 is a warm-up; the next ``--minutes`` minute boundaries are the measured slots. Afterwards it
 waits for the workers to finish, stops everything, and reads the database:
@@ -218,7 +218,7 @@ def phase(args: argparse.Namespace, beats: int) -> dict:
     processes: list[tuple[str, subprocess.Popen, Path]] = []
     for index in range(args.workers):
         log = scratch / f"worker-{index}.log"
-        command = [str(BIN / "celery"), "-A", "config", "worker", "--queues", "predictions", "--concurrency",
+        command = [str(BIN / "celery"), "-A", "config", "worker", "--queues", "scheduling", "--concurrency",
                    str(args.concurrency), "--hostname", f"bench{index}@%h", "--without-mingle", "--without-gossip",
                    "--loglevel", "INFO"]  # fmt: skip
         processes.append((f"worker-{index}", start(command, env, log), log))

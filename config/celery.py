@@ -1,4 +1,4 @@
-"""The Celery application: JSON only, explicit task names, three queues, DatabaseScheduler beat.
+"""The Celery application: JSON only, explicit task names, four queues, DatabaseScheduler beat.
 
 Configuration lives in Django settings under the ``CELERY_`` prefix (config/settings.py).
 """

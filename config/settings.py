@@ -280,11 +280,16 @@ CELERY_TIMEZONE = "UTC"
 CELERY_ENABLE_UTC = True
 CELERY_TASK_DEFAULT_QUEUE = "default"
 # Each queue bound by its own routing key (a bare Queue(name) binds the default key "default"
-# for all three), so that routing never depends on how a transport treats that ambiguity.
-CELERY_TASK_QUEUES = tuple(Queue(name, routing_key=name) for name in ("default", "predictions", "training"))
+# for all of them), so that routing never depends on how a transport treats that ambiguity.
+# Scheduled runs have a queue of their own: behind the chunks of a large bulk job on
+# "predictions" their ticks would wait for minutes and their slots be missed. A worker that
+# takes both queues alternates between them, so a tick waits for one chunk at most.
+CELERY_TASK_QUEUES = tuple(
+    Queue(name, routing_key=name) for name in ("default", "scheduling", "predictions", "training")
+)
 CELERY_TASK_ROUTES = {
     "predictions.*": {"queue": "predictions"},
-    "scheduling.*": {"queue": "predictions"},
+    "scheduling.*": {"queue": "scheduling"},
     "retraining.*": {"queue": "training"},
     "training.*": {"queue": "training"},
     "history.*": {"queue": "default"},

@@ -1,4 +1,4 @@
-"""Celery tasks of scheduled runs, all on the ``predictions`` queue (config/settings.py routes).
+"""Celery tasks of scheduled runs, all on the ``scheduling`` queue (config/settings.py routes).
 
 Each is safe to run twice: a slot is claimed under the unique (run, slot) constraint, a pending
 execution with a conditional update, and the reaper and the sweeper only change rows that are

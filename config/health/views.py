@@ -15,7 +15,7 @@ from config.api.exceptions import ServiceUnavailable
 from config.health import tasks
 from config.health.checks import READINESS_CHECKS, check_broker, run_readiness_checks
 
-QUEUES = ["default", "predictions", "training"]
+QUEUES = ["default", "scheduling", "predictions", "training"]
 
 
 class LiveView(APIView):

@@ -10,9 +10,14 @@ import pytest
 from django.db.models import Count
 from django.utils import timezone
 
+from config.celery import app
 from history.models import PredictionRecord
+from predictions.models import BulkJob
 from scheduling.models import ScheduledRun, ScheduledRunExecution
+from scheduling.services import scheduled_run_trigger
 from tests.live import celery_beat, celery_worker, service_env
+from tests.predictions.bulk_support import bulk_media, csv_upload, submit  # noqa: F401 (fixture)
+from tests.predictions.bulk_support import churn_rows as churn_rows_frame
 
 HOLDING = "this beat sends the schedule"  # beat's log line when it takes the beat lease
 STANDING_BY = "beat: standing by"
@@ -59,7 +64,7 @@ def test_two_beats_that_both_send_and_a_worker_execute_each_slot_once_and_record
         VAR_DIR=str(tmp_path / "var"), ARTIFACT_ROOT=str(settings.ARTIFACT_ROOT), SCHEDULING_BEAT_LEASE_SECONDS="0"
     )
 
-    with celery_worker(env, queues="predictions"), celery_beat(env) as one, celery_beat(env) as two:
+    with celery_worker(env, queues="scheduling"), celery_beat(env) as one, celery_beat(env) as two:
         wait_for(
             lambda: (
                 all(sent_by(run).search(beat.log_path.read_text()) for beat in (one, two)) and executed(run, first_slot)
@@ -79,7 +84,7 @@ def test_the_standby_beat_takes_over_when_the_lease_holder_is_killed(owner, make
         VAR_DIR=str(tmp_path / "var"), ARTIFACT_ROOT=str(settings.ARTIFACT_ROOT), SCHEDULING_BEAT_LEASE_SECONDS="4"
     )
 
-    with celery_worker(env, queues="predictions"), celery_beat(env) as one, celery_beat(env) as two:
+    with celery_worker(env, queues="scheduling"), celery_beat(env) as one, celery_beat(env) as two:
         beats = (one, two)
 
         def roles() -> list[str]:
@@ -102,3 +107,33 @@ def test_the_standby_beat_takes_over_when_the_lease_holder_is_killed(owner, make
 
     assert sent_by(run).search(standby_log)
     assert_executed_once_into_history(run, first_slot)
+
+
+@pytest.mark.integration
+@pytest.mark.django_db(transaction=True)
+def test_a_scheduled_run_does_not_wait_behind_a_bulk_job(
+    client,
+    owner,
+    make_run,
+    churn,
+    settings,
+    bulk_media,  # noqa: F811
+):
+    # Messages that earlier tests queued without a worker would go first and blur the order.
+    app.control.purge()
+    run = make_run(owner, cron="@yearly", now=timezone.now())  # triggered by hand below
+    answer = submit(client, owner, model="churn", file=csv_upload(churn_rows_frame(6_000)), chunk_size=100)
+    assert answer.status_code == 202, answer.content
+    job_id, chunks = answer.json()["id"], 60
+    env = service_env(ARTIFACT_ROOT=str(settings.ARTIFACT_ROOT), MEDIA_ROOT=str(bulk_media))
+
+    # One worker process for both queues, as a small installation runs them.
+    with celery_worker(env, queues="scheduling,predictions"):
+        assert wait_for(lambda: BulkJob.objects.get(pk=job_id).chunks_done >= 1, 60)
+        execution = scheduled_run_trigger(run=run, user=owner.api_key.user)
+        assert wait_for(lambda: ScheduledRunExecution.objects.get(pk=execution.pk).status == "succeeded", 60)
+        chunks_done_by_then = BulkJob.objects.get(pk=job_id).chunks_done
+        assert wait_for(lambda: BulkJob.objects.get(pk=job_id).status == "completed", 120)
+
+    # On the job's own queue the run would have waited for all sixty chunks.
+    assert chunks_done_by_then <= chunks // 2, chunks_done_by_then

@@ -102,7 +102,9 @@ def live_server(env: dict[str, str], workers: int = 1) -> Iterator[LiveServer]:
 
 
 @contextlib.contextmanager
-def celery_worker(env: dict[str, str], queues: str = "default,scheduling,predictions,training") -> Iterator[subprocess.Popen]:
+def celery_worker(
+    env: dict[str, str], queues: str = "default,scheduling,predictions,training"
+) -> Iterator[subprocess.Popen]:
     log = tempfile.NamedTemporaryFile(prefix="celery-", suffix=".log", delete=False)  # noqa: SIM115
     process = subprocess.Popen(
         [

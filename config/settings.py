@@ -324,8 +324,8 @@ SCHEDULING_EXECUTION_LEASE_SECONDS = env_int("SCHEDULING_EXECUTION_LEASE_SECONDS
 SCHEDULING_AUTO_DISABLE_AFTER_FAILURES = env_int("SCHEDULING_AUTO_DISABLE_AFTER_FAILURES", 0, minimum=0)
 # Of several beat processes, the one holding the beat lease sends the schedule; the others stand
 # by and take over within 1.25 times this long of it dying (scheduling/leases.py). 0: every beat
-# sends. At most 20: ticks lost in a failover are re-sent by the sweeper, which runs on the new
-# holder every 15 s, and must start within the 60 s misfire grace.
+# sends. At most 20: the slots whose ticks a failover lost are re-sent when the standby takes
+# over (or by the periodic sweep, 20-35 s after them) and must start within the 60 s grace.
 SCHEDULING_BEAT_LEASE_SECONDS = env_int("SCHEDULING_BEAT_LEASE_SECONDS", 10, minimum=0, maximum=20)
 CELERY_TASK_ALWAYS_EAGER = False
 

@@ -88,10 +88,16 @@ class BeatLeaseView:
     again by this process: django-celery-beat writes last_run_at back once more at exit.
     """
 
-    def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        seconds: float,
+        clock: Callable[[], float] = time.monotonic,
+        on_takeover: Callable[[], None] = lambda: None,
+    ):
         self.seconds = seconds  # 0: no lease, every beat sends
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
         self._clock = clock
+        self._on_takeover = on_takeover  # called when a standby takes the lease over
         self._renew_at = float("-inf")
         self._trusted_until = float("-inf")
         self._held_last_time: bool | None = None
@@ -134,8 +140,11 @@ class BeatLeaseView:
             return
         self._trusted_until = started + self.seconds / 2 if held else float("-inf")
         if held != self._held_last_time:
+            took_over = held and self._held_last_time is False
             self._held_last_time = held
             self._log_change(held)
+            if took_over:
+                self._on_takeover()
 
     def _log_change(self, held: bool) -> None:
         if held:
@@ -154,7 +163,7 @@ class DatabaseScheduler(schedulers.DatabaseScheduler):
 
     def __init__(self, *args, **kwargs):
         self._ticks_to_send: list[int] = []  # run ids whose tick is due, not yet sent
-        self.lease = BeatLeaseView(settings.SCHEDULING_BEAT_LEASE_SECONDS)
+        self.lease = BeatLeaseView(settings.SCHEDULING_BEAT_LEASE_SECONDS, on_takeover=self.resend_lost_ticks)
         super().__init__(*args, **kwargs)
 
     def apply_entry(self, entry, producer=None) -> None:
@@ -188,6 +197,22 @@ class DatabaseScheduler(schedulers.DatabaseScheduler):
             logger.exception("beat: could not send the due ticks of %s", names)
             return
         logger.info("beat: sent the due ticks of %s", names)
+
+    def resend_lost_ticks(self) -> None:
+        """Taking the lease over from a beat that stopped: what it did not send is due now.
+
+        The sweeper would re-send those ticks 20-35 s after their slots; asked now, with no
+        delay, it re-sends them within a second of the takeover. It re-sends a slot's tick at
+        most once, and a slot already taken is found taken.
+        """
+        from scheduling.tasks import resend_overdue
+
+        try:
+            resend_overdue.apply_async(kwargs={"after_seconds": 0}, producer=self.producer)
+        except Exception:  # the broker is down: the periodic sweep catches up later
+            logger.exception("beat: could not ask for the ticks lost before the takeover")
+            return
+        logger.info("beat: took over the beat lease; asked for the ticks lost before the takeover")
 
     def close(self) -> None:
         self.send_ticks()

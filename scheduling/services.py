@@ -707,17 +707,18 @@ def _score_together(slug: str, group: list[ScheduledRunExecution]) -> None:
         execution.rows_scored, execution.model_version_id = len(execution.run.parameters["rows"]), version_id
 
 
-def overdue_runs_resend(*, now: datetime | None = None) -> list[int]:
-    """Re-send the tick of enabled runs whose pending slot is still unhandled well after its time.
+def overdue_runs_resend(*, now: datetime | None = None, after: timedelta = SWEEP_AFTER) -> list[int]:
+    """Re-send the tick of enabled runs whose pending slot is still unhandled ``after`` its time.
 
     Covers ticks that never arrived (a beat that was down, a lost message, a beat entry deleted
-    by hand); at most once per slot, so a backlog of queued ticks is not doubled.
+    by hand); at most once per slot, so a backlog of queued ticks is not doubled. A beat taking
+    over from one that died asks with ``after`` 0: it knows ticks were lost just now.
     """
     from scheduling.tasks import fire_run
 
     now = now or timezone.now()
     overdue = (
-        ScheduledRun.objects.filter(enabled=True, next_run_at__lte=now - SWEEP_AFTER)
+        ScheduledRun.objects.filter(enabled=True, next_run_at__lte=now - after)
         .filter(Q(recovery_sent_for__isnull=True) | ~Q(recovery_sent_for=F("next_run_at")))
         .values_list("pk", "next_run_at")[:SWEEP_BATCH]
     )

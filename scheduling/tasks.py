@@ -8,6 +8,8 @@ worker died is delivered again and finds its slot already taken, or takes it.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from celery import shared_task
 from django.conf import settings
 
@@ -62,5 +64,7 @@ def reap_executions() -> int:
 
 
 @shared_task(name="scheduling.resend_overdue", ignore_result=True, time_limit=300)
-def resend_overdue() -> int:
-    return len(services.overdue_runs_resend())
+def resend_overdue(after_seconds: float | None = None) -> int:
+    if after_seconds is None:
+        return len(services.overdue_runs_resend())
+    return len(services.overdue_runs_resend(after=timedelta(seconds=after_seconds)))

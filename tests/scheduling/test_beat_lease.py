@@ -15,6 +15,7 @@ from scheduling import beat
 from scheduling.leases import BEAT_LEASE, lease_acquire, lease_holder, lease_release
 from scheduling.models import BeatLease
 from scheduling.services import FIRE_TASK
+from scheduling.tasks import resend_overdue
 
 pytestmark = pytest.mark.django_db
 
@@ -192,3 +193,18 @@ def test_with_no_lease_every_beat_sends(make_scheduler, make_run, owner, catalog
     expected = sorted(f"scheduled-run-{pk}" for pk in ids)
     assert sorted(run_ticks(first)) == expected and sorted(run_ticks(second)) == expected
     assert not BeatLease.objects.exists()
+
+
+def test_a_standby_taking_over_asks_at_once_for_the_ticks_lost_before(make_scheduler, catalog, monkeypatch):
+    asked = []
+    monkeypatch.setattr(resend_overdue, "apply_async", lambda kwargs=None, **options: asked.append(kwargs))
+    first, second = make_scheduler(), make_scheduler()
+    first.tick()
+    second.tick()
+    assert asked == []  # the first beat to start took the lease from no one
+
+    BeatLease.objects.update(expires_at=timezone.now() - timedelta(seconds=1))  # the holder died
+    second.lease._renew_at = float("-inf")
+    second.tick()
+
+    assert asked == [{"after_seconds": 0}]

@@ -224,3 +224,19 @@ def test_the_sweeper_resends_a_lost_tick_once_per_slot(owner, make_run, churn):
 
     assert before == [] and first == [run.pk] and again == [] and sent == [run.pk]
     assert ScheduledRun.objects.get(pk=run.pk).recovery_sent_for == T0 + timedelta(minutes=5)
+
+
+def test_a_beat_taking_over_has_lost_ticks_resent_without_waiting(owner, make_run, churn):
+    from scheduling import tasks
+
+    run = make_run(owner, cron="*/5 * * * *")
+    sent = []
+    original = tasks.fire_run.delay
+    tasks.fire_run.delay = sent.append
+    try:
+        at_once = overdue_runs_resend(now=T0 + timedelta(minutes=5, seconds=1), after=timedelta(0))
+        later = overdue_runs_resend(now=T0 + timedelta(minutes=5, seconds=30))  # the periodic sweep
+    finally:
+        tasks.fire_run.delay = original
+
+    assert at_once == [run.pk] and later == [] and sent == [run.pk]

@@ -208,35 +208,31 @@ def test_a_daily_run_on_a_dst_day_executes_exactly_once(owner, make_run, churn, 
     assert execution.slot.astimezone(tz).strftime("%H:%M %Z") == expected_local
 
 
-def test_the_sweeper_resends_a_lost_tick_once_per_slot(owner, make_run, churn):
+@pytest.fixture
+def resent(monkeypatch) -> list[int]:
+    """Run ids whose tick the sweeper re-sent (instead of queueing them)."""
     from scheduling import tasks
 
-    run = make_run(owner, cron="*/5 * * * *")
-    sent = []
-    original = tasks.fire_run.delay
-    tasks.fire_run.delay = sent.append
-    try:
-        before = overdue_runs_resend(now=T0 + timedelta(minutes=5, seconds=10))  # not yet overdue
-        first = overdue_runs_resend(now=T0 + timedelta(minutes=5, seconds=30))
-        again = overdue_runs_resend(now=T0 + timedelta(minutes=5, seconds=45))
-    finally:
-        tasks.fire_run.delay = original
+    sent: list[int] = []
+    monkeypatch.setattr(tasks.fire_run, "delay", sent.append)
+    return sent
 
-    assert before == [] and first == [run.pk] and again == [] and sent == [run.pk]
+
+def test_the_sweeper_resends_a_lost_tick_once_per_slot(owner, make_run, churn, resent):
+    run = make_run(owner, cron="*/5 * * * *")
+
+    before = overdue_runs_resend(now=T0 + timedelta(minutes=5, seconds=10))  # not yet overdue
+    first = overdue_runs_resend(now=T0 + timedelta(minutes=5, seconds=30))
+    again = overdue_runs_resend(now=T0 + timedelta(minutes=5, seconds=45))
+
+    assert before == [] and first == [run.pk] and again == [] and resent == [run.pk]
     assert ScheduledRun.objects.get(pk=run.pk).recovery_sent_for == T0 + timedelta(minutes=5)
 
 
-def test_a_beat_taking_over_has_lost_ticks_resent_without_waiting(owner, make_run, churn):
-    from scheduling import tasks
-
+def test_a_beat_taking_over_has_lost_ticks_resent_without_waiting(owner, make_run, churn, resent):
     run = make_run(owner, cron="*/5 * * * *")
-    sent = []
-    original = tasks.fire_run.delay
-    tasks.fire_run.delay = sent.append
-    try:
-        at_once = overdue_runs_resend(now=T0 + timedelta(minutes=5, seconds=1), after=timedelta(0))
-        later = overdue_runs_resend(now=T0 + timedelta(minutes=5, seconds=30))  # the periodic sweep
-    finally:
-        tasks.fire_run.delay = original
 
-    assert at_once == [run.pk] and later == [] and sent == [run.pk]
+    at_once = overdue_runs_resend(now=T0 + timedelta(minutes=5, seconds=1), after=timedelta(0))
+    later = overdue_runs_resend(now=T0 + timedelta(minutes=5, seconds=30))  # the periodic sweep
+
+    assert at_once == [run.pk] and later == [] and resent == [run.pk]

@@ -283,7 +283,8 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 # for all of them), so that routing never depends on how a transport treats that ambiguity.
 # Scheduled runs have a queue of their own: behind the chunks of a large bulk job on
 # "predictions" their ticks would wait for minutes and their slots be missed. A worker that
-# takes both queues alternates between them, so a tick waits for one chunk at most.
+# takes both queues alternates between them, one message each in turn (README: More Celery
+# workers on more machines).
 CELERY_TASK_QUEUES = tuple(
     Queue(name, routing_key=name) for name in ("default", "scheduling", "predictions", "training")
 )

@@ -53,7 +53,7 @@ from django_celery_beat import schedulers
 from django_celery_beat.models import PeriodicTask
 
 from scheduling.leases import BEAT_LEASE, lease_acquire, lease_holder, lease_release
-from scheduling.services import FIRE_TASK
+from scheduling.services import FIRE_TASK, SWEEP_AFTER
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +65,8 @@ SYNC_BATCH = 500
 # thousand due runs make a hundred messages) and that a run with a large input delays few others
 # in its batch; large enough that sending and receiving cost little per run.
 FIRE_BATCH = 10
+# On taking the lease over, the ticks of slots at least this old and still unhandled are re-sent.
+TAKEOVER_RESEND_AFTER_SECONDS = 2.0
 
 
 class ModelEntry(schedulers.ModelEntry):
@@ -201,14 +203,20 @@ class DatabaseScheduler(schedulers.DatabaseScheduler):
     def resend_lost_ticks(self) -> None:
         """Taking the lease over from a beat that stopped: what it did not send is due now.
 
-        The sweeper would re-send those ticks 20-35 s after their slots; asked now, with no
-        delay, it re-sends them within a second of the takeover. It re-sends a slot's tick at
-        most once, and a slot already taken is found taken.
+        The sweeper would re-send those ticks 20-35 s after their slots; asked now, it re-sends
+        them within a second of the takeover. Slots of the last two seconds are left out: their
+        ticks were probably sent, by this beat in the same tick or by the one before, and are
+        only waiting in the queue. It re-sends a slot's tick at most once, and a slot already
+        taken is found taken.
         """
         from scheduling.tasks import resend_overdue
 
         try:
-            resend_overdue.apply_async(kwargs={"after_seconds": 0}, producer=self.producer)
+            resend_overdue.apply_async(
+                kwargs={"after_seconds": TAKEOVER_RESEND_AFTER_SECONDS},
+                producer=self.producer,
+                expires=SWEEP_AFTER.total_seconds(),  # later, the periodic sweep does the same
+            )
         except Exception:  # the broker is down: the periodic sweep catches up later
             logger.exception("beat: could not ask for the ticks lost before the takeover")
             return

@@ -6,7 +6,7 @@ which on a busy machine showed as firing lag. A second beat stands by, loads the
 the first, and takes over within 1.25 x ``SCHEDULING_BEAT_LEASE_SECONDS`` (the lease, then its
 next poll) when the holder dies; a holder that stops cleanly hands the lease back, and the
 standby takes it at its next poll. The new holder has the ticks lost in between re-sent at
-once (``overdue_runs_resend`` with no delay; beat.py), so a failover delays slots by about the
+once (``overdue_runs_resend``, asked at once; beat.py), so a failover delays slots by about the
 lease but misses none.
 
 Written here rather than taken from a library: celery-redbeat's lock comes with its own Redis

@@ -712,7 +712,7 @@ def overdue_runs_resend(*, now: datetime | None = None, after: timedelta = SWEEP
 
     Covers ticks that never arrived (a beat that was down, a lost message, a beat entry deleted
     by hand); at most once per slot, so a backlog of queued ticks is not doubled. A beat taking
-    over from one that died asks with ``after`` 0: it knows ticks were lost just now.
+    over from one that died asks with a short ``after``: it knows ticks were lost just now.
     """
     from scheduling.tasks import fire_run
 

@@ -207,4 +207,4 @@ def test_a_standby_taking_over_asks_at_once_for_the_ticks_lost_before(make_sched
     second.lease._renew_at = float("-inf")
     second.tick()
 
-    assert asked == [{"after_seconds": 0}]
+    assert asked == [{"after_seconds": beat.TAKEOVER_RESEND_AFTER_SECONDS}]

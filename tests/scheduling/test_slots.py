@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.db import connection
+from django.utils import timezone
 
 from history.models import PredictionRecord
 from scheduling.models import ScheduledRun, ScheduledRunExecution
@@ -236,3 +237,15 @@ def test_a_beat_taking_over_has_lost_ticks_resent_without_waiting(owner, make_ru
     later = overdue_runs_resend(now=T0 + timedelta(minutes=5, seconds=30))  # the periodic sweep
 
     assert at_once == [run.pk] and later == [] and resent == [run.pk]
+
+
+def test_the_sweep_task_takes_the_delay_a_taking_over_beat_asks_for(owner, make_run, churn, resent):
+    from scheduling.tasks import resend_overdue
+
+    run = make_run(owner, cron="*/5 * * * *", now=timezone.now())
+    ScheduledRun.objects.filter(pk=run.pk).update(next_run_at=timezone.now() - timedelta(seconds=5))
+
+    periodic = resend_overdue()  # 5 s after the slot: not overdue for the periodic sweep yet
+    on_takeover = resend_overdue(after_seconds=2)
+
+    assert (periodic, on_takeover) == (0, 1) and resent == [run.pk]

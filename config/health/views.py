@@ -3,6 +3,7 @@ from __future__ import annotations
 import time
 
 from celery.exceptions import TimeoutError as CeleryTimeout
+from django.conf import settings
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny
@@ -15,7 +16,7 @@ from config.api.exceptions import ServiceUnavailable
 from config.health import tasks
 from config.health.checks import READINESS_CHECKS, check_broker, run_readiness_checks
 
-QUEUES = ["default", "scheduling", "predictions", "training"]
+QUEUES = [queue.name for queue in settings.CELERY_TASK_QUEUES]  # config/settings.py declares them
 
 
 class LiveView(APIView):

@@ -6,10 +6,12 @@ Owner and teammate are operators, the outsider a viewer with no runs, the admin 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.utils import timezone
 from django_celery_beat import schedulers
+from django_celery_beat.models import PeriodicTask
 
 from accounts.roles import Role
 from accounts.services import api_key_create
@@ -18,7 +20,7 @@ from predictions.catalog import CATALOG
 from predictions.services import mlmodels_sync_catalog
 from scheduling import beat
 from scheduling.models import ScheduledRun
-from scheduling.services import scheduled_run_create
+from scheduling.services import FIRE_TASK, scheduled_run_create
 from scheduling.tasks import fire_runs, resend_overdue
 from tests.conftest import Caller
 
@@ -116,3 +118,17 @@ def make_scheduler(monkeypatch):
 @pytest.fixture
 def scheduler(make_scheduler) -> beat.DatabaseScheduler:
     return make_scheduler()
+
+
+def make_due(runs: int, make_run, owner) -> list[int]:
+    """Runs due now, and not again for a year: a minute boundary during the test changes nothing."""
+    ids = [make_run(owner, cron="@yearly", now=timezone.now()).pk for _ in range(runs)]
+    PeriodicTask.objects.filter(task=FIRE_TASK).update(last_run_at=timezone.now() - timedelta(days=400))
+    return ids
+
+
+def burst(scheduler, limit: int = 200) -> None:
+    """Tick until nothing more is due now (at most ``limit`` ticks)."""
+    for _ in range(limit):
+        if scheduler.tick() > 0:
+            break

@@ -9,22 +9,9 @@ from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
 from scheduling import beat
-from scheduling.services import FIRE_TASK
+from tests.scheduling.conftest import burst, make_due
 
 pytestmark = pytest.mark.django_db
-
-
-def make_due(runs: int, make_run, owner) -> list[int]:
-    """Runs due now, and not again for a year: a minute boundary during the test changes nothing."""
-    ids = [make_run(owner, cron="@yearly", now=timezone.now()).pk for _ in range(runs)]
-    PeriodicTask.objects.filter(task=FIRE_TASK).update(last_run_at=timezone.now() - timedelta(days=400))
-    return ids
-
-
-def burst(scheduler, limit: int) -> None:
-    for _ in range(limit):
-        if scheduler.tick() > 0:
-            break
 
 
 def test_a_burst_of_due_runs_is_sent_with_a_handful_of_queries(

@@ -16,20 +16,9 @@ from scheduling.leases import BEAT_LEASE, lease_acquire, lease_holder, lease_rel
 from scheduling.models import BeatLease
 from scheduling.services import FIRE_TASK
 from scheduling.tasks import resend_overdue
+from tests.scheduling.conftest import burst, make_due
 
 pytestmark = pytest.mark.django_db
-
-
-def make_due(runs: int, make_run, owner) -> list[int]:
-    ids = [make_run(owner, cron="@yearly", now=timezone.now()).pk for _ in range(runs)]
-    PeriodicTask.objects.filter(task=FIRE_TASK).update(last_run_at=timezone.now() - timedelta(days=400))
-    return ids
-
-
-def burst(scheduler, limit: int = 200) -> None:
-    for _ in range(limit):
-        if scheduler.tick() > 0:
-            break
 
 
 def run_ticks(scheduler) -> list[str]:

@@ -31,6 +31,9 @@ def main() -> None:
     import django
 
     django.setup()
+    from config.gc import tune_for_serving
+
+    tune_for_serving()  # as each Celery pool process does at start-up
     from django.core.files.storage import default_storage
     from django.db import transaction
 

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from django.db import models
 
+from history.fields import TextJSONField
+
 
 class Source(models.TextChoices):
     API = "api", "Single prediction"
@@ -28,8 +30,8 @@ class PredictionRecord(models.Model):
     correlation_id = models.CharField(max_length=128, blank=True)
     api_key_prefix = models.CharField(max_length=8, blank=True, help_text="Prefix of the API key used, if any.")
     entity_id = models.CharField(max_length=120, blank=True)
-    features = models.JSONField()
-    output = models.JSONField()
+    features = TextJSONField()
+    output = TextJSONField()
     main_score = models.FloatField(null=True)
     latency_ms = models.FloatField(help_text="Model time per row, in milliseconds.")
     # Plain ids, not foreign keys: history outlives jobs and runs (retention deletes those on

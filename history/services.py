@@ -84,7 +84,8 @@ class PredictionRecordWriter:
         created_at = connection.ops.adapt_datetimefield_value(context.created_at)
         self._head = (context.model_id, context.version_id, created_at, context.source, context.correlation_id,
                       context.api_key_prefix)  # fmt: skip
-        self._tail = (bulk_job_id, context.scheduled_execution_id)
+        self._bulk_job_id = bulk_job_id
+        self._execution_id = context.scheduled_execution_id
         self._reserved = ids  # None: few rows, inserted together at the end
         self._copy = copy
         self._pending: list[tuple] = []
@@ -101,27 +102,30 @@ class PredictionRecordWriter:
         scheduled_execution_ids: list[int] | None = None,
     ) -> None:
         """Add records; ``scheduled_execution_ids``, one per row, overrides the context's single id."""
-        head, (bulk_job_id, execution_id) = self._head, self._tail
-        execution_ids = scheduled_execution_ids or [execution_id] * len(features)
+        execution_ids = scheduled_execution_ids or [self._execution_id] * len(features)
+        columns = (entity_ids, features, outputs, main_scores, execution_ids)
+        if self._copy is not None:
+            ids = self._take_ids(len(features))
+            self._copy.write(_copy_lines(self._head, latency_ms, self._bulk_job_id, ids, *columns))
+            self.ids.extend(ids)
+            return
+        head, bulk_job_id = self._head, self._bulk_job_id
         rows = [
             (*head, entity_id, _json(row), _json(output), score, latency_ms, bulk_job_id, row_execution_id)
-            for row, output, entity_id, score, row_execution_id in zip(
-                features, outputs, entity_ids, main_scores, execution_ids, strict=True
-            )
+            for entity_id, row, output, score, row_execution_id in zip(*columns, strict=True)
         ]
         if self._reserved is None:
             self._pending.extend(rows)
             return
-        ids = self._reserved[len(self.ids) : len(self.ids) + len(rows)]
-        if len(ids) < len(rows):
-            raise ValueError("More records written than were announced.")
-        rows = [(record_id, *row) for record_id, row in zip(ids, rows, strict=True)]
-        if self._copy is not None:
-            for row in rows:
-                self._copy.write_row(row)
-        else:
-            _executemany(rows)
+        ids = self._take_ids(len(rows))
+        _executemany([(record_id, *row) for record_id, row in zip(ids, rows, strict=True)])
         self.ids.extend(ids)
+
+    def _take_ids(self, count: int) -> list[int]:
+        ids = self._reserved[len(self.ids) : len(self.ids) + count]
+        if len(ids) < count:
+            raise ValueError("More records written than were announced.")
+        return ids
 
     def _finish(self) -> None:
         if self._reserved is None:
@@ -204,6 +208,57 @@ def _reserve_ids(count: int) -> list[int]:
         cursor.execute("SELECT COALESCE(MAX(id), 0) FROM " + connection.ops.quote_name(table))  # noqa: S608
         start = max(found[0] if found else 0, cursor.fetchone()[0]) + 1
         return list(range(start, start + count))
+
+
+# COPY's text format: a backslash starts an escape, tabs and newlines end values and rows.
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+_COPY_NULL = b"\\N"
+
+
+def _copy_value(value: Any) -> bytes:
+    if value is None:
+        return _COPY_NULL
+    text = value.isoformat() if isinstance(value, datetime) else str(value)
+    return text.translate(_COPY_ESCAPES).encode()
+
+
+def _copy_lines(
+    head: tuple,
+    latency_ms: float,
+    bulk_job_id: Any,
+    ids: list[int],
+    entity_ids: list[str],
+    features: list[dict[str, Any]],
+    outputs: list[dict[str, Any]],
+    main_scores: list[float | None],
+    execution_ids: list[int | None],
+) -> bytes:
+    """Rows of history records in COPY's text format, in the order of ``_COLUMNS``.
+
+    Formatted here rather than with psycopg's ``write_row``, which passes every value of
+    every row through its type adapters (~3.5 µs a row); the columns shared by the whole
+    call are formatted once. orjson's JSON never holds a raw tab or newline (JSON escapes
+    them), so only its backslashes need doubling.
+    """
+    shared = b"\t".join(_copy_value(value) for value in head)
+    tail = b"%r\t%b" % (float(latency_ms), _copy_value(bulk_job_id))
+    lines = [
+        b"%d\t%b\t%b\t%b\t%b\t%b\t%b\t%b\n"
+        % (
+            record_id,
+            shared,
+            _copy_value(entity_id),
+            orjson.dumps(row).replace(b"\\", b"\\\\"),
+            orjson.dumps(output).replace(b"\\", b"\\\\"),
+            _COPY_NULL if score is None else b"%r" % float(score),
+            tail,
+            _COPY_NULL if execution_id is None else b"%d" % execution_id,
+        )
+        for record_id, entity_id, row, output, score, execution_id in zip(
+            ids, entity_ids, features, outputs, main_scores, execution_ids, strict=True
+        )
+    ]
+    return b"".join(lines)
 
 
 def _copy_statement() -> str:

@@ -49,6 +49,33 @@ def test_records_round_trip_whatever_the_write_path(context, count):
     assert PredictionRecord.objects.filter(created_at__gte=context.created_at).count() == count
 
 
+# Characters that end a value or a row in COPY's text format, its escape character, quotes
+# that JSON escapes with a backslash, and text beyond ASCII.
+AWKWARD_TEXT = 'tab\there, line\nbreak\r\n, back\\slash \\N, "quoted", café ✓'
+
+
+@pytest.mark.parametrize("count", [1, BULK_WRITE_MIN_ROWS])
+def test_records_keep_awkward_text_exactly(context, count):
+    context = dataclasses.replace(context, correlation_id=AWKWARD_TEXT[:128], api_key_prefix="a\\b\tc")
+    features = [{"note": AWKWARD_TEXT, AWKWARD_TEXT: [1.5, None, True]}] * count
+    outputs = [{"label": AWKWARD_TEXT, "score": 1e-05, "big": 1.2345678901234567e300}] * count
+
+    ids = prediction_records_create(
+        context=context,
+        features=features,
+        outputs=outputs,
+        entity_ids=[AWKWARD_TEXT] * count,
+        main_scores=[float("inf")] * count,
+        latency_ms=0.125,
+    )
+
+    record = PredictionRecord.objects.get(pk=ids[-1])
+    assert record.features == features[-1] and record.output == outputs[-1]
+    assert record.entity_id == AWKWARD_TEXT and record.correlation_id == AWKWARD_TEXT[:128]
+    assert record.api_key_prefix == "a\\b\tc" and record.main_score == float("inf") and record.latency_ms == 0.125
+    assert record.bulk_job_id is None and record.scheduled_execution_id is None
+
+
 def test_bulk_ids_never_collide_with_later_orm_inserts(context):
     first = prediction_records_create(
         context=context,

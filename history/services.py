@@ -79,16 +79,17 @@ def prediction_records_create(
 class PredictionRecordWriter:
     """Takes the records of one call in parts, as they are predicted; see the function below."""
 
-    def __init__(self, context: RecordContext, ids: list[int] | None, copy: Any = None) -> None:
+    def __init__(self, context: RecordContext, count: int, *, ids: list[int] | None = None, copy: Any = None) -> None:
         bulk_job_id = PredictionRecord._meta.get_field("bulk_job_id").get_db_prep_value(context.bulk_job_id, connection)
         created_at = connection.ops.adapt_datetimefield_value(context.created_at)
         self._head = (context.model_id, context.version_id, created_at, context.source, context.correlation_id,
                       context.api_key_prefix)  # fmt: skip
         self._bulk_job_id = bulk_job_id
         self._execution_id = context.scheduled_execution_id
-        self._reserved = ids  # None: few rows, inserted together at the end
+        self._count = count
+        self._reserved = ids  # with ``copy``: the ids of the rows streamed as they come
         self._copy = copy
-        self._pending: list[tuple] = []
+        self._pending: list[tuple] = []  # without: rows kept for one insert at the end
         self.ids: list[int] = []
 
     def write(
@@ -102,36 +103,28 @@ class PredictionRecordWriter:
         scheduled_execution_ids: list[int] | None = None,
     ) -> None:
         """Add records; ``scheduled_execution_ids``, one per row, overrides the context's single id."""
+        written = len(self.ids) + len(self._pending)
+        if written + len(features) > self._count:
+            raise ValueError("More records written than were announced.")
         execution_ids = scheduled_execution_ids or [self._execution_id] * len(features)
         columns = (entity_ids, features, outputs, main_scores, execution_ids)
         if self._copy is not None:
-            ids = self._take_ids(len(features))
+            ids = self._reserved[written : written + len(features)]
             self._copy.write(_copy_lines(self._head, latency_ms, self._bulk_job_id, ids, *columns))
             self.ids.extend(ids)
             return
         head, bulk_job_id = self._head, self._bulk_job_id
-        rows = [
+        self._pending.extend(
             (*head, entity_id, _json(row), _json(output), score, latency_ms, bulk_job_id, row_execution_id)
             for entity_id, row, output, score, row_execution_id in zip(*columns, strict=True)
-        ]
-        if self._reserved is None:
-            self._pending.extend(rows)
-            return
-        ids = self._take_ids(len(rows))
-        _executemany([(record_id, *row) for record_id, row in zip(ids, rows, strict=True)])
-        self.ids.extend(ids)
-
-    def _take_ids(self, count: int) -> list[int]:
-        ids = self._reserved[len(self.ids) : len(self.ids) + count]
-        if len(ids) < count:
-            raise ValueError("More records written than were announced.")
-        return ids
+        )
 
     def _finish(self) -> None:
-        if self._reserved is None:
-            self.ids = _insert_returning_ids(self._pending) if self._pending else []
-        elif len(self.ids) != len(self._reserved):
-            raise ValueError(f"{len(self._reserved)} records were announced, {len(self.ids)} written.")
+        written = len(self.ids) + len(self._pending)
+        if written != self._count:
+            raise ValueError(f"{self._count} records were announced, {written} written.")
+        if self._pending:
+            self.ids = _insert_rows(self._pending)
 
 
 @contextmanager
@@ -141,24 +134,31 @@ def prediction_records_writer(*, context: RecordContext, count: int) -> Iterator
     All rows are written, or none (an exception inside rolls everything back). Many rows go
     through COPY on PostgreSQL, opened before the first part: the server parses and indexes
     each part while this process predicts the next one, so the two costs overlap on two
-    cores instead of adding up.
+    cores instead of adding up. Otherwise the rows are inserted together at the end: on
+    SQLite, whose one write lock is taken by the first write and held until the commit, that
+    keeps other writers waiting only for the insert, not for the prediction of every part.
     """
-    if count < BULK_WRITE_MIN_ROWS:
-        writer = PredictionRecordWriter(context, None)
+    if count < BULK_WRITE_MIN_ROWS or connection.vendor != "postgresql":
+        writer = PredictionRecordWriter(context, count)
         yield writer
         writer._finish()
         return
     with transaction.atomic():
         ids = _reserve_ids(count)
-        if connection.vendor != "postgresql":
-            writer = PredictionRecordWriter(context, ids)
-            yield writer
-            writer._finish()
-            return
         with connection.cursor() as cursor, cursor.cursor.copy(_copy_statement()) as copy:
-            writer = PredictionRecordWriter(context, ids, copy)
+            writer = PredictionRecordWriter(context, count, ids=ids, copy=copy)
             yield writer
             writer._finish()
+
+
+def _insert_rows(rows: list[tuple]) -> list[int]:
+    """Insert rows in the order of ``_COLUMNS[1:]``; returns their ids, in order."""
+    if len(rows) < BULK_WRITE_MIN_ROWS:
+        return _insert_returning_ids(rows)
+    with transaction.atomic():
+        ids = _reserve_ids(len(rows))
+        _executemany([(record_id, *row) for record_id, row in zip(ids, rows, strict=True)])
+    return ids
 
 
 def _insert_returning_ids(rows: list[tuple]) -> list[int]:

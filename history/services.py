@@ -114,10 +114,11 @@ class PredictionRecordWriter:
             self.ids.extend(ids)
             return
         head, bulk_job_id = self._head, self._bulk_job_id
-        self._pending.extend(
+        rows = [
             (*head, entity_id, _json(row), _json(output), score, latency_ms, bulk_job_id, row_execution_id)
             for entity_id, row, output, score, row_execution_id in zip(*columns, strict=True)
-        )
+        ]
+        self._pending.extend(rows)
 
     def _finish(self) -> None:
         written = len(self.ids) + len(self._pending)
@@ -186,7 +187,30 @@ def _column_list(names) -> str:
 
 
 def _json(value: Any) -> str:
-    return orjson.dumps(value).decode()
+    return _json_bytes(value).decode()
+
+
+def _json_bytes(value: Any) -> bytes:
+    """JSON text with any NUL character replaced by U+FFFD.
+
+    PostgreSQL's ``json`` operators refuse a whole document that holds ``\\u0000`` (``jsonb``
+    refused to store one), so a single such record would stop every roll-up of its hour. API
+    input cannot carry one (features are validated); a direct service call might.
+    """
+    data = orjson.dumps(value)
+    if b"\\u0000" in data:  # rare; may also be an escaped backslash before "u0000", which is harmless
+        data = orjson.dumps(_without_nul(value))
+    return data
+
+
+def _without_nul(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {_without_nul(key): _without_nul(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_without_nul(item) for item in value]
+    return value
 
 
 def _reserve_ids(count: int) -> list[int]:
@@ -248,8 +272,8 @@ def _copy_lines(
             record_id,
             shared,
             _copy_value(entity_id),
-            orjson.dumps(row).replace(b"\\", b"\\\\"),
-            orjson.dumps(output).replace(b"\\", b"\\\\"),
+            _json_bytes(row).replace(b"\\", b"\\\\"),
+            _json_bytes(output).replace(b"\\", b"\\\\"),
             _COPY_NULL if score is None else b"%r" % float(score),
             tail,
             _COPY_NULL if execution_id is None else b"%d" % execution_id,

@@ -6,6 +6,7 @@ import dataclasses
 import uuid
 
 import pytest
+from django.db.models.fields.json import KeyTextTransform
 from django.utils import timezone
 
 from history.models import PredictionRecord
@@ -74,6 +75,22 @@ def test_records_keep_awkward_text_exactly(context, count):
     assert record.entity_id == AWKWARD_TEXT and record.correlation_id == AWKWARD_TEXT[:128]
     assert record.api_key_prefix == "a\\b\tc" and record.main_score == float("inf") and record.latency_ms == 0.125
     assert record.bulk_job_id is None and record.scheduled_execution_id is None
+
+
+@pytest.mark.parametrize("count", [1, BULK_WRITE_MIN_ROWS])
+def test_a_nul_character_is_stored_as_a_replacement_and_keys_stay_readable(context, count):
+    ids = prediction_records_create(
+        context=context,
+        features=[{"note": "a\x00b", "escaped": "back\\u0000slash"}] * count,
+        outputs=[{"risk_band": "low", "label\x00": ["\x00"]}] * count,
+        entity_ids=[""] * count,
+        main_scores=[0.5] * count,
+        latency_ms=0.1,
+    )
+
+    record = PredictionRecord.objects.annotate(band=KeyTextTransform("risk_band", "output")).get(pk=ids[-1])
+    assert record.features == {"note": "a\ufffdb", "escaped": "back\\u0000slash"}
+    assert record.output == {"risk_band": "low", "label\ufffd": ["\ufffd"]} and record.band == "low"
 
 
 def test_bulk_ids_never_collide_with_later_orm_inserts(context):

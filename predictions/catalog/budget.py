@@ -64,6 +64,7 @@ maximums cannot absorb it, the remainder is reported as ``unallocated_budget``.
 
 from __future__ import annotations
 
+import functools
 from typing import Any, ClassVar
 
 import numpy as np
@@ -120,6 +121,18 @@ def _spend_columns(prefix: str) -> list[str]:
 SPEND = _spend_columns("spend")
 MINIMUM = _spend_columns("min")
 MAXIMUM = _spend_columns("max")
+
+
+# The columns predict reads, in the order it slices them.
+_INPUT_COLUMNS = ("total_budget", *SPEND, *MINIMUM, *MAXIMUM, "segment", "quarter")
+
+
+@functools.lru_cache(maxsize=16)
+def _input_positions(columns: tuple[str, ...]) -> np.ndarray:
+    """Where ``_INPUT_COLUMNS`` sit among a frame's ``columns``. Cached: pandas' ``get_indexer``
+    builds two Index objects per call, ~80 us, a fifth of a one-row answer."""
+    where = {name: position for position, name in enumerate(columns)}
+    return np.array([where[name] for name in _INPUT_COLUMNS])
 
 
 def _codes(values: Any, categories: tuple[str, ...], name: str) -> np.ndarray:
@@ -487,7 +500,7 @@ class BudgetModel(CatalogModel):
         n, channels = len(frame), len(CHANNELS)
         # One conversion of the whole frame: selecting columns costs ~15 us each on one row.
         values = frame.to_numpy()
-        position = frame.columns.get_indexer(["total_budget", *SPEND, *MINIMUM, *MAXIMUM, "segment", "quarter"])
+        position = _input_positions(tuple(frame.columns))
         amounts = values[:, position[:-2]].astype(float)
         total = amounts[:, 0]
         last_period = np.nan_to_num(amounts[:, 1 : 1 + channels])

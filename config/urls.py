@@ -5,6 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 from config.health import views as health
 
 api_patterns = [
+    path("", include("predictions.api.urls")),  # first: predictions are most of the traffic
     re_path(r"^health/?$", health.LiveView.as_view(), name="health-live"),
     re_path(r"^health/ready/?$", health.ReadyView.as_view(), name="health-ready"),
     re_path(r"^health/worker/?$", health.WorkerCheckView.as_view(), name="health-worker"),
@@ -13,7 +14,6 @@ api_patterns = [
     re_path(r"^redoc/?$", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
     path("auth/", include("rest_framework.urls")),
     path("", include("accounts.api.urls")),
-    path("", include("predictions.api.urls")),
     path("", include("history.api.urls")),
     path("", include("scheduling.api.urls")),
 ]

@@ -6,7 +6,17 @@ from predictions.catalog import CATALOG
 _UUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 
 # Both /path and /path/ are accepted (DESIGN.md, API contract).
-urlpatterns = [
+# The prediction routes come first: Django tries patterns in order on every request, and
+# these are the ones the applications call (config/urls.py includes this module first too).
+urlpatterns = []
+for slug, spec in CATALOG.items():
+    single, batch = views.prediction_views(spec)
+    urlpatterns += [
+        re_path(rf"^{slug}/?$", single.as_view(), name=f"predict-{slug}"),
+        re_path(rf"^{slug}/batch/?$", batch.as_view(), name=f"predict-{slug}-batch"),
+    ]
+
+urlpatterns += [
     re_path(r"^models/?$", views.ModelListView.as_view(), name="models"),
     re_path(r"^models/(?P<slug>[a-z-]+)/info/?$", views.ModelInfoView.as_view(), name="model-info"),
     re_path(r"^models/(?P<slug>[a-z-]+)/health/?$", views.ModelHealthView.as_view(), name="model-health"),
@@ -29,10 +39,3 @@ urlpatterns = [
         rf"^bulk-predictions/(?P<pk>{_UUID})/errors/?$", bulk_views.BulkJobErrorsView.as_view(), name="bulk-errors"
     ),
 ]
-
-for slug, spec in CATALOG.items():
-    single, batch = views.prediction_views(spec)
-    urlpatterns += [
-        re_path(rf"^{slug}/?$", single.as_view(), name=f"predict-{slug}"),
-        re_path(rf"^{slug}/batch/?$", batch.as_view(), name=f"predict-{slug}-batch"),
-    ]

@@ -3,13 +3,14 @@
     .venv/bin/python bench/predict_bench.py                       # embedded SQLite + file cache
     .venv/bin/python bench/predict_bench.py --postgres --redis    # PostgreSQL + Redis on 127.0.0.1
 
-It trains the seven models into a scratch folder, starts gunicorn (2 workers, native thread
-pools pinned to one thread), and measures for each model:
+It trains the seven models into a scratch folder, starts gunicorn (4 sync workers, two per
+core as the README advises; native thread pools pinned to one thread), and measures for each model:
 - the plain call in this process: the catalog's ``predict`` on one row, and on 10,000 rows;
 - single predictions through HTTP (auth, rate limit, validation, prediction, history record)
   with wrk at concurrency 8: requests/s and latency percentiles;
 - ``/batch`` with 10,000 rows, history included: rows/s;
-- the peak RSS (VmHWM) of each web worker with all seven models loaded.
+- the RSS of each web worker once every model has answered single predictions, and its peak
+  (VmHWM) and final RSS after every batch.
 Prints a Markdown table; results stand in bench/README.md.
 """
 
@@ -171,13 +172,18 @@ def batch_rows_per_s(port: int, key: str, slug: str, rows: list[dict], repeats: 
     return len(rows) / statistics.median(timings)
 
 
-def worker_peak_rss_mb(server: subprocess.Popen) -> list[float]:
+def worker_memory_mb(server: subprocess.Popen, field: str) -> list[float]:
+    """``field`` of /proc/<pid>/status (VmRSS, VmHWM) of each gunicorn worker, in MB."""
     children = Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text().split()
-    peaks = []
+    sizes = []
     for pid in children:
         status = Path(f"/proc/{pid}/status").read_text()
-        peaks.append(int(re.search(r"VmHWM:\s+(\d+)", status).group(1)) / 1024)
-    return peaks
+        sizes.append(int(re.search(rf"{field}:\s+(\d+)", status).group(1)) / 1024)
+    return sizes
+
+
+def listed_mb(sizes: list[float]) -> str:
+    return ", ".join(f"{size:.0f}" for size in sizes) + " MB"
 
 
 def main() -> None:
@@ -188,7 +194,7 @@ def main() -> None:
     parser.add_argument("--redis", action="store_true", help="Use Redis on 127.0.0.1 for cache and broker.")
     parser.add_argument("--seconds", type=int, default=10, help="wrk duration per model.")
     parser.add_argument("--port", type=int, default=8790)
-    parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes.")
+    parser.add_argument("--workers", type=int, default=4, help="gunicorn worker processes.")
     parser.add_argument("--threads", type=int, default=1, help="Threads per worker (>1: gunicorn's gthread).")
     parser.add_argument("--models", nargs="*", help="Only these slugs (default: all seven).")
     args = parser.parse_args()
@@ -216,14 +222,18 @@ def main() -> None:
 
     server = start_server(env, args.port, args.workers, args.threads)
     try:
-        rows = []
-        for slug, spec in CATALOG.items():
-            if args.models and slug not in args.models:
-                continue
-            single = wrk_single(args.port, key, slug, {"features": spec.example_row()}, args.seconds, scratch)
-            batch = spec.generate(10_000, seed=7)[spec.feature_names()].to_dict("records")
-            rows.append((slug, plain[slug], single, batch_rows_per_s(args.port, key, slug, batch)))
-        peaks = worker_peak_rss_mb(server)
+        slugs = [slug for slug in CATALOG if not args.models or slug in args.models]
+        singles = {
+            slug: wrk_single(args.port, key, slug, {"features": CATALOG[slug].example_row()}, args.seconds, scratch)
+            for slug in slugs
+        }
+        loaded = worker_memory_mb(server, "VmRSS")
+        batches = {}
+        for slug in slugs:
+            batch = CATALOG[slug].generate(10_000, seed=7)[CATALOG[slug].feature_names()].to_dict("records")
+            batches[slug] = batch_rows_per_s(args.port, key, slug, batch)
+        peaks, final = worker_memory_mb(server, "VmHWM"), worker_memory_mb(server, "VmRSS")
+        rows = [(slug, plain[slug], singles[slug], batches[slug]) for slug in slugs]
     finally:
         server.terminate()
         server.wait()
@@ -242,7 +252,8 @@ def main() -> None:
             f"| {p['rows_per_s']:,.0f} | {s['rps']:,.0f} | {s['p50_ms']:.1f} | {s['p99_ms']:.1f} | {s['non2xx']} "
             f"| {b:,.0f} |"
         )
-    print(f"\nPeak RSS per web worker, all seven models loaded: {', '.join(f'{p:.0f} MB' for p in peaks)}")
+    print(f"\nRSS per web worker after the single predictions (models loaded): {listed_mb(loaded)}")
+    print(f"after every batch: {listed_mb(final)}; peak (VmHWM): {listed_mb(peaks)}")
 
 
 if __name__ == "__main__":

@@ -169,3 +169,21 @@ def test_writing_fewer_records_than_announced_records_nothing(context):
         writer.write(**_part(0, 200))
 
     assert PredictionRecord.objects.count() == before
+
+
+def test_large_records_are_stored_lz4_compressed_on_postgresql(context):
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("column compression is PostgreSQL's (SQLite stores the text as it is)")
+    # Repetitive JSON well over the ~2 KB at which PostgreSQL compresses a value.
+    output = {"alternatives": [{"price": 100 + i, "win_probability": 0.5} for i in range(200)]}
+
+    [record_id] = prediction_records_create(
+        context=context, features=[{"a": 1}], outputs=[output], entity_ids=[""], main_scores=[None], latency_ms=0.1
+    )
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_column_compression(output) FROM history_predictionrecord WHERE id = %s", [record_id])
+        assert cursor.fetchone()[0] == "lz4"
+    assert PredictionRecord.objects.get(pk=record_id).output == output

@@ -2,9 +2,11 @@
 
     .venv/bin/python bench/predict_bench.py                       # embedded SQLite + file cache
     .venv/bin/python bench/predict_bench.py --postgres --redis    # PostgreSQL + Redis on 127.0.0.1
+    .venv/bin/python bench/predict_bench.py --postgres --redis --server granian  # the same behind granian
 
 It trains the seven models into a scratch folder, starts gunicorn (4 sync workers, two per
-core as the README advises; native thread pools pinned to one thread), and measures for each model:
+core as the README advises; native thread pools pinned to one thread) or, for comparison,
+granian with as many processes, and measures for each model:
 - the plain call in this process: the catalog's ``predict`` on one row, and on 10,000 rows;
 - single predictions through HTTP (auth, rate limit, validation, prediction, history record)
   with wrk at concurrency 8: requests/s and latency percentiles;
@@ -93,22 +95,46 @@ def _seconds(action) -> float:
     return time.perf_counter() - started
 
 
-def start_server(env: dict[str, str], port: int, workers: int, threads: int) -> subprocess.Popen:
-    server = subprocess.Popen(
-        [
-            str(BIN / "gunicorn"),
-            "config.wsgi",
-            "--bind",
-            f"127.0.0.1:{port}",
+def server_command(server: str, port: int, workers: int, threads: int) -> list[str]:
+    """gunicorn (the README's server: sync workers, one connection per request) or granian
+    (HTTP handled in Rust, connections kept alive), each with ``workers`` processes."""
+    if server == "granian":
+        return [
+            str(BIN / "granian"),
+            "config.wsgi:application",
+            "--interface",
+            "wsgi",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
             "--workers",
             str(workers),
-            "--threads",
+            "--blocking-threads",
             str(threads),
-            "--access-logfile",
-            "/dev/null",
-            "--log-level",
-            "warning",
-        ],
+            "--runtime-mode",
+            "st",
+            "--no-access-log",
+        ]
+    return [
+        str(BIN / "gunicorn"),
+        "config.wsgi",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--workers",
+        str(workers),
+        "--threads",
+        str(threads),
+        "--access-logfile",
+        "/dev/null",
+        "--log-level",
+        "warning",
+    ]
+
+
+def start_server(env: dict[str, str], command: list[str], port: int) -> subprocess.Popen:
+    server = subprocess.Popen(
+        command,
         cwd=ROOT,
         env={**env, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"},
         stdout=subprocess.DEVNULL,  # the JSON request log is written, as in production, and discarded
@@ -120,7 +146,7 @@ def start_server(env: dict[str, str], port: int, workers: int, threads: int) -> 
             return server
         except OSError:
             time.sleep(0.2)
-    raise RuntimeError("gunicorn did not start")
+    raise RuntimeError(f"{command[0]} did not start")
 
 
 def wrk_single(port: int, key: str, slug: str, body: dict, seconds: int, folder: Path) -> dict[str, float]:
@@ -173,7 +199,7 @@ def batch_rows_per_s(port: int, key: str, slug: str, rows: list[dict], repeats: 
 
 
 def worker_memory_mb(server: subprocess.Popen, field: str) -> list[float]:
-    """``field`` of /proc/<pid>/status (VmRSS, VmHWM) of each gunicorn worker, in MB."""
+    """``field`` of /proc/<pid>/status (VmRSS, VmHWM) of each web worker process, in MB."""
     children = Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text().split()
     sizes = []
     for pid in children:
@@ -194,8 +220,11 @@ def main() -> None:
     parser.add_argument("--redis", action="store_true", help="Use Redis on 127.0.0.1 for cache and broker.")
     parser.add_argument("--seconds", type=int, default=10, help="wrk duration per model.")
     parser.add_argument("--port", type=int, default=8790)
-    parser.add_argument("--workers", type=int, default=4, help="gunicorn worker processes.")
-    parser.add_argument("--threads", type=int, default=1, help="Threads per worker (>1: gunicorn's gthread).")
+    parser.add_argument("--server", choices=["gunicorn", "granian"], default="gunicorn", help="WSGI server.")
+    parser.add_argument("--workers", type=int, default=4, help="Web worker processes.")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="Threads per worker (gunicorn >1: gthread; granian: blocking threads)."
+    )
     parser.add_argument("--models", nargs="*", help="Only these slugs (default: all seven).")
     args = parser.parse_args()
 
@@ -220,7 +249,7 @@ def main() -> None:
 
     from predictions.catalog import CATALOG
 
-    server = start_server(env, args.port, args.workers, args.threads)
+    server = start_server(env, server_command(args.server, args.port, args.workers, args.threads), args.port)
     try:
         slugs = [slug for slug in CATALOG if not args.models or slug in args.models]
         singles = {
@@ -239,7 +268,7 @@ def main() -> None:
         server.wait()
 
     backend = f"{'PostgreSQL' if args.postgres else 'SQLite'} + {'Redis' if args.redis else 'file cache'}"
-    setup = f"gunicorn {args.workers} workers x {args.threads} threads, wrk -t2 -c8 -d{args.seconds}s"
+    setup = f"{args.server} {args.workers} workers x {args.threads} threads, wrk -t2 -c8 -d{args.seconds}s"
     print(f"\n{backend}, {setup}, batch of 10,000 rows\n")
     print(
         "| model | scikit-learn call, 1 row (ms) | catalog predict, 1 row (ms) | scikit-learn, rows/s "

@@ -5,7 +5,7 @@
 # compression; PostgreSQL reads both.
 
 from django.db import migrations, transaction
-from django.db.utils import DatabaseError
+from django.db.utils import NotSupportedError
 
 _TABLE = "history_predictionrecord"
 
@@ -21,11 +21,11 @@ def _set_compression(schema_editor, method: str) -> None:
                 f'ALTER COLUMN "features" SET COMPRESSION {method}, '
                 f'ALTER COLUMN "output" SET COMPRESSION {method}'
             )
-    except DatabaseError:
-        # A server built without lz4 refuses the method: pglz stays, which is only slower.
-        if method == "lz4":
-            return
-        raise
+    except NotSupportedError:
+        # A server built without lz4 refuses the method (feature_not_supported): pglz stays,
+        # which is only slower. Any other error (a lock, a permission) fails the migration.
+        if method != "lz4":
+            raise
 
 
 def to_lz4(apps, schema_editor) -> None:

@@ -9,6 +9,7 @@ import sys
 from wsgiref.util import setup_testing_defaults
 
 import pytest
+from django.core.signals import request_finished
 from django.core.wsgi import get_wsgi_application
 
 from config import memory
@@ -56,13 +57,32 @@ def test_a_large_batch_is_answered_whole_and_memory_released_only_after_it_is_se
     body = json.dumps({"rows": [{"features": row} for row in rows]}).encode()
     assert len(body) >= 100_000
 
-    status, response = call(application, "/api/churn/batch", body, predictor.raw_key)
-    answer = json.loads(b"".join(response))
-    assert trims == []  # not while the answer is still being sent
-    response.close()
+    trims_when_django_finished: list[int] = []
+    record = lambda **kwargs: trims_when_django_finished.append(len(trims))  # noqa: E731
+    request_finished.connect(record)
+    try:
+        status, response = call(application, "/api/churn/batch", body, predictor.raw_key)
+        answer = json.loads(b"".join(response))
+        assert trims == []  # not while the answer is still being sent
+        response.close()
+    finally:
+        request_finished.disconnect(record)
 
     assert status == ["200 OK"] and answer["count"] == 1_000
+    assert trims_when_django_finished == [0]  # Django's response closed first, then the trim
     assert trims == [0]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_large_declared_body_that_is_never_read_releases_nothing(trims):
+    application = memory.ReleaseMemoryAfterLargeRequests(get_wsgi_application(), min_body_bytes=100_000)
+
+    status, response = call(application, "/api/churn/batch", b"x" * 200_000, "not-a-key")
+    b"".join(response)
+    response.close()
+
+    assert status[0].startswith("401") or status[0].startswith("403")
+    assert trims == []  # refused before its body was read: no trim bought with a header
 
 
 @pytest.mark.django_db(transaction=True)
@@ -80,11 +100,14 @@ def test_a_single_prediction_is_passed_through_untouched(train, predictor, trims
     assert trims == []
 
 
-def test_the_web_server_application_releases_after_large_requests(db):
-    probe = "import config.wsgi, config.memory as m; print(type(config.wsgi.application).__name__)"
+def test_the_web_server_application_releases_after_bodies_of_a_megabyte(db):
+    probe = (
+        "import config.wsgi as w; from django.core.handlers.wsgi import WSGIHandler as H;"
+        "print(type(w.application).__name__, w.application.min_body_bytes, isinstance(w.application.application, H))"
+    )
     result = subprocess.run(
         [sys.executable, "-c", probe], cwd=ROOT, env=service_env(), capture_output=True, text=True, timeout=120
     )
 
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip().splitlines()[-1] == "ReleaseMemoryAfterLargeRequests"
+    assert result.stdout.strip().splitlines()[-1] == "ReleaseMemoryAfterLargeRequests 1000000 True"

@@ -186,4 +186,10 @@ def test_large_records_are_stored_lz4_compressed_on_postgresql(context):
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_column_compression(output) FROM history_predictionrecord WHERE id = %s", [record_id])
         assert cursor.fetchone()[0] == "lz4"
+        # Set on the columns, not inherited from the server's default_toast_compression.
+        cursor.execute(
+            "SELECT attname, attcompression FROM pg_attribute"
+            " WHERE attrelid = 'history_predictionrecord'::regclass AND attname IN ('features', 'output')"
+        )
+        assert dict(cursor.fetchall()) == {"features": "l", "output": "l"}
     assert PredictionRecord.objects.get(pk=record_id).output == output

@@ -1,6 +1,6 @@
 """The plain scikit-learn call of each model: what a straightforward service would run.
 
-Each function feeds a request frame to the fitted scikit-learn pipeline(s) in the artifact,
+Each function feeds a request frame to the fitted scikit-learn pipeline(s) in what ``fit`` returns,
 the way the model's own tests check the numpy path against them, and returns scikit-learn's
 raw output. ``predict_bench.py`` times these side by side with the catalog's ``predict``,
 which computes the same numbers from the fitted parameters with numpy and then builds the

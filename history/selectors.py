@@ -10,7 +10,6 @@ import orjson
 from django.conf import settings
 from django.db.models import F, QuerySet
 from django.utils import timezone
-from scipy import stats as scipy_stats
 
 from history import scores
 from history.aggregates import HourRow, RecordScope, hour_rows
@@ -369,6 +368,8 @@ def ks_test(a: np.ndarray, b: np.ndarray) -> dict:
     if a.size == 0 or b.size == 0:
         result["note"] = "No raw scores on one side (none recorded, or removed by retention): no test."
         return result
+    from scipy import stats as scipy_stats  # here: web workers that never compare need not carry it
+
     test = scipy_stats.ks_2samp(a, b)
     result["statistic"] = float(test.statistic)
     result["p_value"] = float(test.pvalue)

@@ -1,10 +1,9 @@
 """Model artifacts on disk: written atomically, verified against their sha256 before every load.
 
-Artifacts are untrusted input. They are saved with skops, which, unlike pickle, refuses to
-build any type it was not told to trust. Beyond skops' own defaults (scikit-learn estimators,
-numpy arrays and ufuncs, builtins containers) we trust an exact list of names, reviewed one by
-one, and check it before writing as well as before loading. A prefix such as "numpy." would
-not do: it admits functions that run code (numpy.testing), not only data types.
+Artifacts are untrusted input. They hold exported models (``predictions/catalog/compiled.py``):
+numbers, text and a closed list of step types, in numpy's ``.npz`` loaded without pickle, so a
+file cannot make a process build anything else, let alone run code. Loading one needs neither
+scikit-learn nor skops, which keeps both out of the web workers.
 """
 
 from __future__ import annotations
@@ -16,18 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import skops.io
 from django.conf import settings
 
-# Names skops asks about for the seven catalog models. A new model that needs another type
-# fails at training with the name to review; add it here only if it is plain data or a pure function.
-TRUSTED_TYPES = frozenset(
-    {
-        "numpy.dtype",
-        "scipy.interpolate._bsplines.BSpline",  # SplineTransformer's fitted splines
-        "scipy._lib.array_api_compat.numpy._aliases.asarray",  # referenced by SplineTransformer
-    }
-)
+from predictions.catalog.compiled import ArtifactFormatError, artifact_from_bytes, artifact_to_bytes
+
+ARTIFACT_SUFFIX = ".npz"
 
 
 class ArtifactError(Exception):
@@ -41,22 +33,16 @@ class StoredArtifact:
     size_bytes: int
 
 
-def _refuse_untrusted_types(data: bytes) -> list[str]:
-    types = skops.io.get_untrusted_types(data=data)
-    refused = sorted(set(types) - TRUSTED_TYPES)
-    if refused:
-        raise ArtifactError(f"artifact holds types that are not trusted: {', '.join(refused)}")
-    return types
-
-
 def artifact_write(*, slug: str, artifact: dict[str, Any]) -> StoredArtifact:
-    """Serialise and store atomically: a reader sees the whole file or none of it."""
-    data = skops.io.dumps(artifact)
-    _refuse_untrusted_types(data)
+    """Serialise an exported artifact and store it atomically: a reader sees the whole file or none of it."""
+    try:
+        data = artifact_to_bytes(artifact)
+    except ArtifactFormatError as refused:
+        raise ArtifactError(f"artifact cannot be stored: {refused}") from None
     digest = hashlib.sha256(data).hexdigest()
     folder = Path(settings.ARTIFACT_ROOT) / slug
     folder.mkdir(parents=True, exist_ok=True)
-    final = folder / f"{digest}.skops"  # named by content: written before the version row exists
+    final = folder / f"{digest}{ARTIFACT_SUFFIX}"  # named by content: written before the version row exists
     with tempfile.NamedTemporaryFile(dir=folder, prefix=".incoming-", delete=False) as handle:
         handle.write(data)
         handle.flush()
@@ -92,8 +78,7 @@ def artifact_verified_bytes(*, relative_path: str, sha256: str) -> bytes:
 
 def artifact_load(*, relative_path: str, sha256: str) -> dict[str, Any]:
     data = artifact_verified_bytes(relative_path=relative_path, sha256=sha256)
-    trusted = _refuse_untrusted_types(data)
     try:
-        return skops.io.loads(data, trusted=trusted)
-    except Exception as exc:  # a corrupt file that still matches its digest: refuse it too
-        raise ArtifactError(f"artifact {relative_path} cannot be read: {type(exc).__name__}") from None
+        return artifact_from_bytes(data)
+    except ArtifactFormatError as refused:  # another format, or a crafted file that matches its digest
+        raise ArtifactError(f"artifact {relative_path} cannot be read: {refused}") from None

@@ -61,13 +61,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
-from sklearn.compose import ColumnTransformer
-from sklearn.covariance import LedoitWolf
-from sklearn.impute import SimpleImputer
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
-from predictions.catalog import fast
+from predictions.catalog import compiled, fast
 from predictions.catalog.base import CatalogModel, Feature
 
 SENIORITY_RATES = np.array([70.0, 100.0, 140.0, 190.0, 280.0])
@@ -302,7 +297,14 @@ class AnomalyModel(CatalogModel):
 
     # --- Training --------------------------------------------------------------------------
 
-    def _pipeline(self) -> Pipeline:
+    def _pipeline(self) -> Any:
+        """The scikit-learn pipeline to fit (imported here: serving never imports scikit-learn)."""
+        from sklearn.compose import ColumnTransformer
+        from sklearn.covariance import LedoitWolf
+        from sklearn.impute import SimpleImputer
+        from sklearn.pipeline import Pipeline
+        from sklearn.preprocessing import FunctionTransformer, StandardScaler
+
         def log_scale() -> list[tuple[str, Any]]:
             return [
                 ("log1p", FunctionTransformer(np.log1p, feature_names_out="one-to-one")),
@@ -422,7 +424,7 @@ def _derived(c: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 def _distance(artifact: dict[str, Any], encoded: np.ndarray) -> np.ndarray:
     """Mahalanobis distance of encoded rows from the training centre."""
-    covariance: LedoitWolf = artifact["pipeline"].named_steps["covariance"]
+    covariance: compiled.Covariance = compiled.of(artifact["pipeline"].named_steps["covariance"])
     centred = encoded - covariance.location_
     return np.sqrt(np.maximum(np.einsum("ij,ij->i", centred @ covariance.get_precision(), centred), 0.0))
 

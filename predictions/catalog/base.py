@@ -1,6 +1,7 @@
 """The contract every catalog model follows.
 
-Pure computation: numpy, pandas, scikit-learn and scipy only, never Django. The registry
+Pure computation: numpy, pandas, scikit-learn and scipy only, never Django. scikit-learn is
+imported only where a model is fitted or scored against outcomes: serving does without it. The registry
 (predictions/services.py) trains, stores and serves these; the API validation, the OpenAPI
 examples, the CSV importer and the drift reports are all generated from ``features``.
 """
@@ -61,9 +62,10 @@ class CatalogModel(ABC):
     """A business model: its inputs, its data generator, its training and its answers.
 
     Subclasses set the class attributes and implement the four methods. The artifact that
-    ``fit`` returns is a dict holding only scikit-learn objects, numpy arrays and plain Python
-    values (str, int, float, bool, list, dict), because it is saved with skops, which refuses
-    any other type when it is loaded.
+    ``fit`` returns is a dict holding only fitted scikit-learn objects of the kinds ``export.py``
+    knows, numpy arrays and plain Python values (str, int, float, bool, list, tuple, dict).
+    ``predict`` and ``evaluate`` receive it exported (``fit_exported``): the scikit-learn
+    objects replaced by their parameters, with the same attribute names, read through ``fast``.
     """
 
     slug: ClassVar[str]
@@ -87,6 +89,13 @@ class CatalogModel(ABC):
     @abstractmethod
     def fit(self, frame: pd.DataFrame, seed: int = 0) -> dict[str, Any]:
         """Train on the feature and target columns of ``frame``; return the artifact."""
+
+    def fit_exported(self, frame: pd.DataFrame, seed: int = 0) -> dict[str, Any]:
+        """``fit``, with every fitted scikit-learn object replaced by its exported parameters
+        (``compiled.py``): the artifact the registry stores, and all that serving needs."""
+        from predictions.catalog.export import export_artifact  # scikit-learn: training processes only
+
+        return export_artifact(self.fit(frame, seed=seed))
 
     @abstractmethod
     def predict(self, artifact: dict[str, Any], frame: pd.DataFrame) -> list[dict[str, Any]]:

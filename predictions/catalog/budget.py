@@ -69,12 +69,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
-from sklearn.compose import ColumnTransformer
-from sklearn.linear_model import LinearRegression
-from sklearn.metrics import mean_absolute_error, mean_absolute_percentage_error, r2_score
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import FunctionTransformer, OneHotEncoder
 
+from predictions.catalog import fast
 from predictions.catalog.base import CatalogModel, Feature, Target, rounded_list
 
 CHANNELS = ("search", "social", "events", "partners", "email", "content")
@@ -361,6 +357,12 @@ class BudgetModel(CatalogModel):
     def fit(self, frame: pd.DataFrame, seed: int = 0) -> dict[str, Any]:
         # Curves are non-negative mixtures of 1 - exp(-spend / scale): increasing and concave
         # (diminishing returns) by construction, whatever the noise in the history.
+        # scikit-learn is imported here: serving never imports it (see compiled.py).
+        from sklearn.compose import ColumnTransformer
+        from sklearn.linear_model import LinearRegression
+        from sklearn.pipeline import Pipeline
+        from sklearn.preprocessing import FunctionTransformer, OneHotEncoder
+
         saturation = Pipeline(
             [
                 ("negate", FunctionTransformer(np.negative)),
@@ -389,7 +391,7 @@ class BudgetModel(CatalogModel):
         pipeline.fit(self._inputs(frame), frame[self.target.name].to_numpy(dtype=float))
         return {"pipeline": pipeline, **self._tables(pipeline), "training_rows": len(frame)}
 
-    def _tables(self, pipeline: Pipeline) -> dict[str, Any]:
+    def _tables(self, pipeline: Any) -> dict[str, Any]:
         """The fitted model as curves per (segment, quarter, channel) on a spend grid, and for
         each curve the spend it chooses at each marginal return."""
         grid = 1_000.0 * np.expm1(np.linspace(0.0, np.log1p(_MAX_MONEY / 1_000.0), _GRID_POINTS))
@@ -603,8 +605,10 @@ class BudgetModel(CatalogModel):
         return answers
 
     def evaluate(self, artifact: dict[str, Any], frame: pd.DataFrame) -> dict[str, float]:
+        from sklearn.metrics import mean_absolute_error, mean_absolute_percentage_error, r2_score
+
         actual = frame[self.target.name].to_numpy(dtype=float)
-        predicted = artifact["pipeline"].predict(self._inputs(frame))
+        predicted = fast.decision_function(artifact["pipeline"], self._inputs(frame))
         return {
             "r2": float(r2_score(actual, predicted)),
             "mae": float(mean_absolute_error(actual, predicted)),

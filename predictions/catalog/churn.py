@@ -49,13 +49,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
-from sklearn.compose import ColumnTransformer
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, SplineTransformer, StandardScaler
 
-from predictions.catalog import fast
+from predictions.catalog import compiled, fast
 from predictions.catalog.base import CatalogModel, Feature, Target
 
 CONTRACT_TYPES = ("monthly", "annual", "multi_year")
@@ -302,7 +297,13 @@ class ChurnModel(CatalogModel):
 
     # --- Training --------------------------------------------------------------------------
 
-    def _pipeline(self, seed: int) -> Pipeline:
+    def _pipeline(self, seed: int) -> Any:
+        """The scikit-learn pipeline to fit (imported here: serving never imports scikit-learn)."""
+        from sklearn.compose import ColumnTransformer
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import Pipeline
+        from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, SplineTransformer, StandardScaler
+
         preprocess = ColumnTransformer(
             [
                 ("spline", SplineTransformer(n_knots=5, degree=3, knots="quantile"), SPLINE_COLUMNS),
@@ -352,9 +353,9 @@ class ChurnModel(CatalogModel):
 
     def _scores(self, artifact: dict[str, Any], columns: fast.Columns) -> tuple[np.ndarray, np.ndarray]:
         """Churn probabilities and per-feature log-odds contributions for columns of inputs."""
-        pipeline: Pipeline = artifact["pipeline"]
+        pipeline: compiled.Pipeline = artifact["pipeline"]
         encoded = fast.encode(pipeline.named_steps["preprocess"], columns)
-        classifier: LogisticRegression = pipeline.named_steps["classifier"]
+        classifier: compiled.LinearModel = pipeline.named_steps["classifier"]
         logit = fast.linear(classifier, encoded)
         per_column = (encoded - artifact["encoded_mean"]) * classifier.coef_[0]
         contributions = np.zeros((len(logit), len(artifact["feature_names"])))
@@ -390,6 +391,8 @@ class ChurnModel(CatalogModel):
         ]
 
     def evaluate(self, artifact: dict[str, Any], frame: pd.DataFrame) -> dict[str, float]:
+        from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
+
         probability, _ = self._scores(artifact, fast.frame_columns(frame, artifact["feature_names"]))
         y = frame[self.target.name].to_numpy(dtype=np.int64)
         high_band = probability >= artifact["band_thresholds"][1]

@@ -72,12 +72,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.compose import ColumnTransformer
-from sklearn.linear_model import Ridge
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from predictions.catalog import fast
+from predictions.catalog import compiled, fast
 from predictions.catalog.base import CatalogModel, Feature, Target, split_conformal_levels, split_holdout
 
 SERVICE_LINES = ("strategy", "software_engineering", "data_analytics", "design", "cloud_operations", "training")
@@ -321,6 +317,8 @@ class DemandModel(CatalogModel):
         cal_design = _design(fast.frame_columns(calibration))
         cal_target = _log_ratio(calibration[self.target.name].to_numpy(dtype=float), cal_design)
         lower_level, upper_level = split_conformal_levels(len(cal_target), INTERVAL_LEVEL)
+        from sklearn.linear_model import Ridge  # training only: serving never imports scikit-learn
+
         for name, numeric in (("first_month", LAG_COLUMNS), ("profile", PROFILE_COLUMNS)):
             pipeline = _pipeline(numeric).fit(table, target)
             encoded = pipeline[:-1].transform(table)
@@ -447,7 +445,13 @@ def _log_ratio(hours: np.ndarray, design: dict[str, np.ndarray]) -> np.ndarray:
     return np.log1p(hours) - design["level"]
 
 
-def _pipeline(numeric: list[str]) -> Pipeline:
+def _pipeline(numeric: list[str]) -> Any:
+    """The scikit-learn pipeline to fit (imported here: serving never imports scikit-learn)."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import Ridge
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
     features = ColumnTransformer(
         [
             ("cells", OneHotEncoder(handle_unknown="ignore", sparse_output=False), CATEGORY_COLUMNS),
@@ -506,9 +510,12 @@ def _forecast(artifact: dict[str, Any], columns: dict[str, np.ndarray]) -> tuple
     return hours(log_center), hours(log_lower), hours(log_upper), horizon
 
 
-def _predict_log(pipeline: Pipeline, error_model: Ridge, design: dict[str, np.ndarray]) -> tuple[np.ndarray, ...]:
+def _predict_log(
+    pipeline: compiled.Pipeline, error_model: compiled.LinearModel, design: dict[str, np.ndarray]
+) -> tuple[np.ndarray, ...]:
     """Predicted log ratio and predicted error size, from the fitted parameters with numpy."""
     # One-hot cells become coefficient look-ups: nothing of the width of the encoding is built.
+    pipeline = compiled.of(pipeline)
     features = pipeline.named_steps["features"]
     center = fast.linear_from_columns(features, pipeline.named_steps["model"], design)
     scale = np.maximum(fast.linear_from_columns(features, error_model, design), MIN_ERROR_SCALE)

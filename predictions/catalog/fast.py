@@ -1,4 +1,4 @@
-"""Fitted scikit-learn preprocessing and linear models, evaluated with plain numpy.
+"""Fitted preprocessing and linear models, evaluated with plain numpy.
 
 Every scikit-learn ``transform``/``predict`` call validates its input and indexes pandas: a
 ``ColumnTransformer`` pipeline costs milliseconds per call, even for one row. The catalog
@@ -14,45 +14,49 @@ parameters with numpy instead (tests hold the two equal to 1e-9):
   becomes a look-up of its coefficient), for wide encodings evaluated on many rows;
 - ``frame_columns(frame, names)``: a frame's columns as 1-D arrays, in one pandas conversion.
 
+Every function takes the exported steps the registry serves (``compiled.py``) or, in the
+processes that train, the fitted scikit-learn objects themselves, exported on the spot.
+
 ``data`` is a DataFrame or, cheaper, a mapping of column name to 1-D array (what
 ``frame_columns`` returns). Supported steps: ``StandardScaler``, ``FunctionTransformer``,
 ``SplineTransformer`` (extrapolation "constant" or "continue"), ``PolynomialFeatures``,
 ``SimpleImputer`` (numeric, without indicator), ``OneHotEncoder`` (no ``drop``, no infrequent
 categories, no missing value among the categories), "passthrough", "drop", and ``Pipeline``s
-of these; any other raises ``UnsupportedTransformer`` rather than guess. Output is always a
+of these, and ``EmpiricalCovariance``/``LedoitWolf`` as their location and precision; any other
+raises ``UnsupportedTransformer`` (at export) rather than guess. Output is always a
 dense float64 array. Input validation is not repeated: values are expected to be what the
 feature schema accepts (finite numbers; categories as the values the encoder saw). An
 unknown category encodes as zeros, as ``handle_unknown="ignore"`` does, or raises
 ``ValueError`` under ``handle_unknown="error"``.
 
-Pure numpy, pandas and scikit-learn: no Django.
+Pure numpy and pandas: no Django, and no scikit-learn unless it is handed a scikit-learn object.
 """
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.compose import ColumnTransformer
-from sklearn.impute import SimpleImputer
-from sklearn.linear_model._base import LinearClassifierMixin, LinearModel  # the bases of all linear models
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import (
+
+from predictions.catalog import compiled
+from predictions.catalog.compiled import (
+    ColumnTransformer,
     FunctionTransformer,
+    LinearModel,
     OneHotEncoder,
+    Pipeline,
     PolynomialFeatures,
+    SimpleImputer,
     SplineTransformer,
     StandardScaler,
+    UnsupportedTransformer,
 )
 
 Columns = Mapping[str, np.ndarray]
 
-
-class UnsupportedTransformer(TypeError):
-    """A fitted step (or a setting of one) that the numpy path does not reproduce."""
+__all__ = ["UnsupportedTransformer"]  # raised here, defined with the steps
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
@@ -83,12 +87,13 @@ def frame_columns(
     return {name: values[:, j] for name, j in zip(names, positions.tolist(), strict=True)}
 
 
-def encode(column_transformer: ColumnTransformer, data: pd.DataFrame | Columns) -> np.ndarray:
+def encode(column_transformer: Any, data: pd.DataFrame | Columns) -> np.ndarray:
     """``column_transformer.transform(data)`` (dense), from its fitted parameters."""
+    column_transformer: ColumnTransformer = compiled.of(column_transformer)
     columns = _as_columns(data)
     weights = column_transformer.transformer_weights or {}
     blocks = []
-    for name, step, names in _fitted_transformers(column_transformer):
+    for name, step, names in column_transformer.transformers_:
         if isinstance(step, OneHotEncoder):
             block = _one_hot(step, [columns[column] for column in names])
         else:
@@ -101,6 +106,7 @@ def encode(column_transformer: ColumnTransformer, data: pd.DataFrame | Columns) 
 
 def transform(step: Any, x: np.ndarray) -> np.ndarray:
     """``step.transform(x)`` for one fitted step or a ``Pipeline`` of them, ``x`` 2-D."""
+    step = compiled.of(step)
     if isinstance(step, Pipeline):
         for _, inner in step.steps:
             x = transform(inner, x)
@@ -137,9 +143,10 @@ def linear(estimator: Any, x: np.ndarray) -> np.ndarray:
     return x @ coef + intercept
 
 
-def decision_function(pipeline: Pipeline, data: pd.DataFrame | Columns) -> np.ndarray:
+def decision_function(pipeline: Any, data: pd.DataFrame | Columns) -> np.ndarray:
     """``pipeline.decision_function(data)`` (or ``predict``, for a linear regressor) of a
     ``Pipeline``: a ``ColumnTransformer``, then transformers, then a linear model."""
+    pipeline: Pipeline = compiled.of(pipeline)
     steps = [step for _, step in pipeline.steps if step is not None and not _is_passthrough(step)]
     first, *middle, last = steps
     if not isinstance(first, ColumnTransformer):
@@ -150,12 +157,11 @@ def decision_function(pipeline: Pipeline, data: pd.DataFrame | Columns) -> np.nd
     return linear(last, x)
 
 
-def linear_from_columns(
-    column_transformer: ColumnTransformer, estimator: Any, data: pd.DataFrame | Columns
-) -> np.ndarray:
+def linear_from_columns(column_transformer: Any, estimator: Any, data: pd.DataFrame | Columns) -> np.ndarray:
     """``linear(estimator, encode(column_transformer, data))`` for a single-output model,
     without building the one-hot columns: each category adds its coefficient (an unknown
     one adds nothing), so the cost does not grow with the number of categories."""
+    column_transformer: ColumnTransformer = compiled.of(column_transformer)
     coef, intercept = _coefficients(estimator)
     if coef.ndim != 1:
         raise UnsupportedTransformer("linear_from_columns needs a single-output linear model")
@@ -163,10 +169,9 @@ def linear_from_columns(
     weights = column_transformer.transformer_weights or {}
     total = np.full(_rows(columns), float(intercept))
     offset = 0
-    for name, step, names in _fitted_transformers(column_transformer):
+    for name, step, names in column_transformer.transformers_:
         weight = weights.get(name)
         if isinstance(step, OneHotEncoder):
-            _check_one_hot(step)
             for column, categories in zip((columns[column] for column in names), step.categories_, strict=True):
                 coefficients = coef[offset : offset + len(categories)]
                 if weight is not None:
@@ -198,32 +203,6 @@ def _is_passthrough(step: Any) -> bool:
     return isinstance(step, str) and step == "passthrough"
 
 
-def _fitted_transformers(column_transformer: ColumnTransformer) -> list[tuple[str, Any, list[str]]]:
-    """The fitted (name, transformer, column names) that produce output, in output order."""
-    fitted = []
-    for name, step, selection in column_transformer.transformers_:
-        if isinstance(step, str) and step == "drop":
-            continue
-        names = _column_names(column_transformer, selection)
-        if names:  # scikit-learn skips an empty selection
-            fitted.append((name, step, names))
-    return fitted
-
-
-def _column_names(column_transformer: ColumnTransformer, selection: Any) -> list[str]:
-    if isinstance(selection, list) and all(isinstance(column, str) for column in selection):
-        return selection  # the usual case: a list of column names
-    if isinstance(selection, str) or np.isscalar(selection):
-        raise UnsupportedTransformer(f"a scalar column selection ({selection!r}) gives 1-D input; use a list")
-    if isinstance(selection, slice) or (
-        len(selection) and not isinstance(selection[0], str) and np.asarray(selection).dtype == bool
-    ):
-        return list(np.asarray(column_transformer.feature_names_in_)[selection])
-    return [
-        column if isinstance(column, str) else str(column_transformer.feature_names_in_[column]) for column in selection
-    ]
-
-
 def _numbers(columns: Columns, names: list[str]) -> np.ndarray:
     """The named columns side by side as floats, C-ordered as scikit-learn's input is (the
     memory order decides how BLAS sums a product, hence its last bits)."""
@@ -234,24 +213,52 @@ def _numbers(columns: Columns, names: list[str]) -> np.ndarray:
 
 
 def _splines(step: SplineTransformer, x: np.ndarray) -> np.ndarray:
-    if step.extrapolation not in ("constant", "continue"):
-        raise UnsupportedTransformer(f"no numpy path for SplineTransformer(extrapolation={step.extrapolation!r})")
     degree = step.degree
     blocks = []
-    for k, spline in enumerate(step.bsplines_):
+    for k, knots in enumerate(step.knots):
         column = x[:, k]
         if step.extrapolation == "constant":
             # Constant extrapolation is the basis at the nearest boundary knot.
-            column = np.clip(column, spline.t[degree], spline.t[-degree - 1])
-        values = spline(column)
-        if getattr(step, "handle_missing", "error") == "zeros":
+            column = np.clip(column, knots[degree], knots[-degree - 1])
+        values = _bspline_basis(knots, degree, column)
+        if step.handle_missing == "zeros":
             values[np.isnan(x[:, k])] = 0.0
         blocks.append(values if step.include_bias else values[:, :-1])
     return np.hstack(blocks)
 
 
+def _bspline_basis(knots: np.ndarray, degree: int, x: np.ndarray) -> np.ndarray:
+    """Every B-spline basis function of ``knots`` at ``x`` (rows x basis functions), as scipy's
+    ``BSpline`` evaluates it with extrapolation: outside the base interval, the polynomial
+    piece of the nearest span continues.
+
+    Cox-de Boor's recursion over the ``degree + 1`` functions that are not zero on each
+    value's span (Piegl and Tiller, The NURBS Book, algorithm A2.2), vectorised over values.
+    Written here because scipy.interpolate costs a serving process ~45 MB to import.
+    """
+    n_basis = len(knots) - degree - 1
+    span = np.clip(np.searchsorted(knots, x, side="right") - 1, degree, n_basis - 1)
+    values = np.zeros((len(x), degree + 1))
+    values[:, 0] = 1.0
+    left = np.empty((len(x), degree + 1))
+    right = np.empty((len(x), degree + 1))
+    for j in range(1, degree + 1):
+        left[:, j] = x - knots[span + 1 - j]
+        right[:, j] = knots[span + j] - x
+        saved = np.zeros(len(x))
+        for r in range(j):
+            temp = values[:, r] / (right[:, r + 1] + left[:, j - r])
+            values[:, r] = saved + right[:, r + 1] * temp
+            saved = left[:, j - r] * temp
+        values[:, j] = saved
+    out = np.zeros((len(x), n_basis))
+    rows = np.arange(len(x))[:, None]
+    out[rows, span[:, None] - degree + np.arange(degree + 1)] = values
+    return out
+
+
 def _products(step: PolynomialFeatures, x: np.ndarray) -> np.ndarray:
-    first, *others = _product_factors(step.n_features_in_, step.degree, step.interaction_only, step.include_bias)
+    first, *others = step.factors
     extended = np.hstack([x, np.ones((x.shape[0], 1))])  # the last column stands for "no factor"
     out = extended[:, first]
     for factor in others:
@@ -259,34 +266,12 @@ def _products(step: PolynomialFeatures, x: np.ndarray) -> np.ndarray:
     return out
 
 
-@functools.lru_cache(maxsize=32)
-def _product_factors(
-    n_features: int, degree: Any, interaction_only: bool, include_bias: bool
-) -> tuple[np.ndarray, ...]:
-    """The terms of PolynomialFeatures as products of input columns: the k-th array holds each
-    term's k-th factor (``n_features``, a column of ones, for a term of lower degree). Pure
-    function of the settings: ``powers_`` costs ~0.1 ms per access, so it is read once."""
-    powers = (
-        PolynomialFeatures(degree=degree, interaction_only=interaction_only, include_bias=include_bias)
-        .fit(np.zeros((1, n_features)))
-        .powers_
-    )
-    width = max(1, int(powers.sum(axis=1).max()) if len(powers) else 1)
-    factors = np.full((len(powers), width), n_features, dtype=np.intp)
-    for term, row in enumerate(powers):
-        columns = np.repeat(np.arange(n_features), row)
-        factors[term, : len(columns)] = columns
-    return tuple(np.ascontiguousarray(factors[:, k]) for k in range(width))
-
-
 def _impute(step: SimpleImputer, x: np.ndarray) -> np.ndarray:
     missing = step.missing_values
-    if step.add_indicator or not isinstance(missing, (int, float)) or isinstance(missing, bool):
-        raise UnsupportedTransformer("no numpy path for SimpleImputer with an indicator or non-numeric missing values")
     mask = np.isnan(x) if np.isnan(missing) else x == missing
     out = np.where(mask, step.statistics_, x)
     kept = ~np.isnan(step.statistics_)
-    if not kept.all() and not getattr(step, "keep_empty_features", False):
+    if not kept.all() and not step.keep_empty_features:
         out = out[:, kept]  # scikit-learn drops the columns that were empty at fit
     return out
 
@@ -294,17 +279,7 @@ def _impute(step: SimpleImputer, x: np.ndarray) -> np.ndarray:
 # --- One-hot encoding --------------------------------------------------------------------------
 
 
-def _check_one_hot(encoder: OneHotEncoder) -> None:
-    if encoder.drop is not None or encoder.max_categories is not None or encoder.min_frequency is not None:
-        raise UnsupportedTransformer("no numpy path for OneHotEncoder with drop or infrequent categories")
-    for categories in encoder.categories_:
-        last = categories[-1]  # scikit-learn sorts a missing-value category last
-        if last is None or (isinstance(last, float) and last != last):
-            raise UnsupportedTransformer("no numpy path for OneHotEncoder with a missing-value category")
-
-
 def _one_hot(encoder: OneHotEncoder, columns: list[np.ndarray]) -> np.ndarray:
-    _check_one_hot(encoder)
     blocks = []
     for k, (column, categories) in enumerate(zip(columns, encoder.categories_, strict=True)):
         match = np.asarray(column)[:, None] == categories[None, :]
@@ -320,7 +295,7 @@ def _coefficient_lookup(
     """Per value, the coefficient of its category (0.0 for an unknown value)."""
     column = np.asarray(column)
     try:
-        if not (isinstance(encoder.categories, str) and encoder.categories == "auto"):  # "auto" ones are sorted
+        if not encoder.sorted_categories:
             order = np.argsort(categories, kind="stable")
             categories, coefficients = categories[order], coefficients[order]
         position = np.minimum(np.searchsorted(categories, column), len(categories) - 1)
@@ -340,7 +315,8 @@ def _coefficient_lookup(
 
 def _coefficients(estimator: Any) -> tuple[np.ndarray, Any]:
     """``coef_`` and ``intercept_``, a single output flattened to a vector and a scalar."""
-    if not isinstance(estimator, (LinearModel, LinearClassifierMixin)):
+    estimator = compiled.of(estimator)
+    if not isinstance(estimator, LinearModel):
         raise UnsupportedTransformer(f"no numpy path for {type(estimator).__name__}: not a linear model")
     coef, intercept = np.asarray(estimator.coef_), estimator.intercept_
     if coef.ndim == 2 and coef.shape[0] == 1:

@@ -58,14 +58,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
-from scipy.special import expit
-from sklearn.compose import ColumnTransformer
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, PolynomialFeatures, StandardScaler
 
-from predictions.catalog import fast
+from predictions.catalog import compiled, fast
 from predictions.catalog.base import CatalogModel, Feature, Target, rounded_list
 
 SERVICES = ("strategy", "software_development", "data_analytics", "design", "cloud_operations", "training")
@@ -156,13 +150,13 @@ def true_win_probability(frame: pd.DataFrame, price: Any, drift: float = 0.0) ->
     price = np.asarray(price, dtype=float)
     if price.ndim == 2:
         intercept, sensitivity, list_price = intercept[:, None], sensitivity[:, None], list_price[:, None]
-    return expit(intercept - sensitivity * np.log(price / list_price))
+    return fast.sigmoid(intercept - sensitivity * np.log(price / list_price))
 
 
 # --- Fast path ------------------------------------------------------------------------------
 # A ColumnTransformer costs milliseconds per call whatever the row count; serving answers one
 # deal at a time, so predict computes the same logit from the fitted pipeline's parameters
-# with numpy (``fast``; fit checks that both agree to 1e-6; evaluate uses the pipeline itself).
+# with numpy (``fast``; fit checks that both agree to 1e-6).
 
 
 def _design_columns(data: Any, log_price_ratio: np.ndarray) -> dict[str, np.ndarray]:
@@ -175,10 +169,10 @@ def _design_columns(data: Any, log_price_ratio: np.ndarray) -> dict[str, np.ndar
     return columns
 
 
-def _win_curve(pipeline: Pipeline, design: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+def _win_curve(pipeline: compiled.Pipeline, design: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """Per deal, (A, B) with logit P(win) = A + B * log(price / list price); ``design`` holds
     log(price / list price) = 0. The pipeline's steps: encode, interactions, classifier."""
-    encoder, interactions, classifier = (step for _, step in pipeline.steps)
+    encoder, interactions, classifier = (step for _, step in compiled.of(pipeline).steps)
     encoded = fast.encode(encoder, design)
     at_list = fast.linear(classifier, fast.transform(interactions, encoded))
     encoded[:, -1] = 1.0  # log(price / list price), passed through last
@@ -382,7 +376,7 @@ class PricingModel(CatalogModel):
             }
         )
         intercept, sensitivity = _deal_terms(frame, drift)
-        probability = expit(intercept - sensitivity * np.log(quoted / list_price))
+        probability = fast.sigmoid(intercept - sensitivity * np.log(quoted / list_price))
         frame["won"] = (rng.random(n) < probability).astype(np.int64)
         frame["truth_win_probability"] = probability
         frame["truth_base_logit"] = intercept
@@ -403,6 +397,12 @@ class PricingModel(CatalogModel):
         # The price term enters linearly and only in pairwise products with deal features
         # (interaction_only), so logit = A(deal) + B(deal) * log(price/list): a constant-
         # elasticity win curve per deal that predict evaluates on a whole grid at once.
+        # scikit-learn is imported here: serving never imports it (see compiled.py).
+        from sklearn.compose import ColumnTransformer
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import Pipeline
+        from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, PolynomialFeatures, StandardScaler
+
         encoder = ColumnTransformer(
             [
                 ("categories", OneHotEncoder(handle_unknown="ignore", sparse_output=False), _CATEGORICAL),
@@ -462,7 +462,7 @@ class PricingModel(CatalogModel):
         high = np.clip(list_price * np.exp(support_high), floor, ceiling)
         steps = np.linspace(0.0, 1.0, _GRID_POINTS)
         grid = np.exp(np.log(low)[:, None] + np.log(high / low)[:, None] * steps[None, :])
-        win = expit(intercept[:, None] + slope[:, None] * np.log(grid / list_price[:, None]))
+        win = fast.sigmoid(intercept[:, None] + slope[:, None] * np.log(grid / list_price[:, None]))
         revenue = win * grid
         margin = win * (grid - cost[:, None])
         value = np.where(margin_objective[:, None], margin, revenue)
@@ -480,7 +480,7 @@ class PricingModel(CatalogModel):
         alt_index = np.unique(np.linspace(0, _GRID_POINTS - 1, _ALTERNATIVES).round().astype(int))
         alt_price, alt_win = grid[:, alt_index], win[:, alt_index]
 
-        quoted_win = expit(intercept + slope * np.log(np.where(quoted > 0, quoted, list_price) / list_price))
+        quoted_win = fast.sigmoid(intercept + slope * np.log(np.where(quoted > 0, quoted, list_price) / list_price))
         quoted_value = np.where(margin_objective, quoted_win * (quoted - cost), quoted_win * quoted)
 
         columns = {
@@ -560,7 +560,9 @@ class PricingModel(CatalogModel):
     def evaluate(self, artifact: dict[str, Any], frame: pd.DataFrame) -> dict[str, float]:
         usable = frame[(frame["quoted_price"] > 0) & (frame["list_price"] > 0)]
         log_ratio = np.log(usable["quoted_price"].to_numpy(dtype=float) / usable["list_price"].to_numpy(dtype=float))
-        probability = artifact["pipeline"].predict_proba(self._design(usable, log_ratio))[:, 1]
+        from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
+
+        probability = fast.sigmoid(fast.decision_function(artifact["pipeline"], self._design(usable, log_ratio)))
         won = usable[self.target.name].to_numpy(dtype=int)
         metrics = {
             "log_loss": float(log_loss(won, probability, labels=[0, 1])),

@@ -69,19 +69,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.special import ndtr
-from sklearn.compose import ColumnTransformer
-from sklearn.linear_model import Ridge
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import (
-    FunctionTransformer,
-    OneHotEncoder,
-    PolynomialFeatures,
-    SplineTransformer,
-    StandardScaler,
-)
 
-from predictions.catalog import fast
+from predictions.catalog import compiled, fast
 from predictions.catalog.base import CatalogModel, Feature, Target, split_conformal_levels, split_holdout
 
 REGIONS = ("north_america", "europe", "uk", "apac", "latam")
@@ -315,6 +304,8 @@ class ProfitabilityModel(CatalogModel):
         )
         noise_sd = 0.03 + 0.07 * fixed + 0.02 * np.sqrt(100_000.0 / revenue)
         observed = np.clip(margin + noise_sd * rng.standard_normal(n), -1.5, 0.95)
+        from scipy.special import ndtr  # the normal CDF; imported here, as serving never generates
+
         return pd.DataFrame(
             {
                 "annual_revenue": revenue,
@@ -346,6 +337,8 @@ class ProfitabilityModel(CatalogModel):
         train, calibration = split_holdout(frame[columns], fraction=0.25, seed=seed)
         design = pd.DataFrame(_design(fast.frame_columns(train)))
         target = train[self.target.name].to_numpy(dtype=float)
+        from sklearn.linear_model import Ridge  # training only: serving never imports scikit-learn
+
         pipeline = _pipeline().fit(design, target)
         encoded = pipeline[:-1].transform(design)
         # The error model learns the size of the in-sample error; the calibration split sets its level.
@@ -443,7 +436,19 @@ def _design(columns: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     }
 
 
-def _pipeline() -> Pipeline:
+def _pipeline() -> Any:
+    """The scikit-learn pipeline to fit (imported here: serving never imports scikit-learn)."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import Ridge
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import (
+        FunctionTransformer,
+        OneHotEncoder,
+        PolynomialFeatures,
+        SplineTransformer,
+        StandardScaler,
+    )
+
     features = ColumnTransformer(
         [
             (
@@ -478,7 +483,7 @@ def _predict_arrays(artifact: dict[str, Any], columns: dict[str, np.ndarray]) ->
 
 
 def _linear_fast(
-    pipeline: Pipeline, error_model: Ridge, design: dict[str, np.ndarray]
+    pipeline: compiled.Pipeline, error_model: compiled.LinearModel, design: dict[str, np.ndarray]
 ) -> tuple[np.ndarray, np.ndarray]:
     """Point prediction and error size, evaluated with numpy from the fitted parameters."""
     encoded = fast.encode(pipeline.named_steps["features"], design)

@@ -62,13 +62,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
-from sklearn.compose import ColumnTransformer
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 
-from predictions.catalog import fast
+from predictions.catalog import compiled, fast
 from predictions.catalog.base import CatalogModel, Feature, Target
 
 ENGAGEMENT_TYPES = ("time_and_materials", "fixed_fee", "retainer")
@@ -352,7 +347,13 @@ class RevenueLeakModel(CatalogModel):
 
     # --- Training --------------------------------------------------------------------------
 
-    def _pipeline(self, seed: int) -> Pipeline:
+    def _pipeline(self, seed: int) -> Any:
+        """The scikit-learn pipeline to fit (imported here: serving never imports scikit-learn)."""
+        from sklearn.compose import ColumnTransformer
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import Pipeline
+        from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
+
         preprocess = ColumnTransformer(
             [
                 ("indicator", StandardScaler(), INDICATOR_COLUMNS),
@@ -392,9 +393,9 @@ class RevenueLeakModel(CatalogModel):
 
     def _pattern_weights(self, artifact: dict[str, Any], x: dict[str, np.ndarray]) -> np.ndarray:
         """Log-odds each pattern adds against the same invoice without it (rows x PATTERNS)."""
-        pipeline: Pipeline = artifact["pipeline"]
-        preprocess: ColumnTransformer = pipeline.named_steps["preprocess"]
-        scaler: StandardScaler = preprocess.named_transformers_["indicator"]
+        pipeline: compiled.Pipeline = compiled.of(artifact["pipeline"])
+        preprocess: compiled.ColumnTransformer = pipeline.named_steps["preprocess"]
+        scaler: compiled.StandardScaler = preprocess.named_transformers_["indicator"]
         coef = pipeline.named_steps["classifier"].coef_[0][preprocess.output_indices_["indicator"]]
         per_unit = dict(zip(INDICATOR_COLUMNS, coef / scaler.scale_, strict=True))
         return np.column_stack(
@@ -437,6 +438,8 @@ class RevenueLeakModel(CatalogModel):
         return answers
 
     def evaluate(self, artifact: dict[str, Any], frame: pd.DataFrame) -> dict[str, float]:
+        from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
+
         probability = self._probability(artifact, _indicators(_columns(frame, artifact["feature_names"])))
         y = frame[self.target.name].to_numpy(dtype=np.int64)
         top = np.argsort(-probability)[: max(1, len(y) // 10)]

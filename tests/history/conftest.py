@@ -25,7 +25,7 @@ def make_version(catalog) -> Callable[..., ModelVersion]:
             model=catalog[slug],
             number=number,
             status=VersionStatus.ACTIVE if number == 1 else VersionStatus.CANDIDATE,
-            artifact_path=f"{slug}/v{number}.skops",
+            artifact_path=f"{slug}/v{number}.npz",
             sha256="0" * 64,
             artifact_bytes=1,
             training_data_digest="0" * 64,

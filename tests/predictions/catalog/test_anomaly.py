@@ -12,14 +12,22 @@ import pytest
 
 from predictions.catalog import fast
 from predictions.catalog.anomaly import ANOMALY_TYPES, EXPECTED_CONTAMINATION, MODEL, _derived
+from predictions.catalog.export import export_artifact
 
 TRAIN_ROWS = MODEL.default_training_rows
 TEST_ROWS = 20_000
 
 
 @pytest.fixture(scope="module")
-def artifact() -> dict:
+def fitted() -> dict:
+    """The artifact as fit returns it, with the fitted scikit-learn objects."""
     return MODEL.fit(MODEL.generate(TRAIN_ROWS, seed=1), seed=0)
+
+
+@pytest.fixture(scope="module")
+def artifact(fitted) -> dict:
+    """The artifact as the registry stores and serves it."""
+    return export_artifact(fitted)
 
 
 @pytest.fixture(scope="module")
@@ -196,7 +204,7 @@ def test_billing_more_hours_than_logged_stands_out_the_more_the_worse(artifact):
     assert top["value"] == pytest.approx(1.6)
 
 
-def test_fast_path_matches_the_scikit_learn_pipeline(artifact, fresh):
+def test_fast_path_matches_the_scikit_learn_pipeline(artifact, fitted, fresh):
     # Given rows including extreme values
     frame = fresh[MODEL.feature_names()].head(2000).copy()
     frame.loc[0, "expense_amount"] = 100_000.0
@@ -204,11 +212,12 @@ def test_fast_path_matches_the_scikit_learn_pipeline(artifact, fresh):
 
     # When scored by predict and by scikit-learn's own transform
     scores = _scores(MODEL.predict(artifact, frame))
-    pipeline = artifact["pipeline"]
+    pipeline = fitted["pipeline"]
     derived = _derived(fast.frame_columns(frame, MODEL.feature_names(), dtype=np.float64))
     encoded = pipeline.named_steps["preprocess"].transform(pd.DataFrame(derived))
     expected = np.sqrt(pipeline.named_steps["covariance"].mahalanobis(encoded))
 
     # Then both give the same distances (answers carry 4 decimals) from the same encoding
     np.testing.assert_allclose(scores, expected, atol=6e-5)
-    np.testing.assert_allclose(fast.encode(pipeline.named_steps["preprocess"], derived), encoded, rtol=0, atol=1e-9)
+    served = artifact["pipeline"].named_steps["preprocess"]
+    np.testing.assert_allclose(fast.encode(served, derived), encoded, rtol=0, atol=1e-9)

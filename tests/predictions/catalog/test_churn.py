@@ -14,14 +14,22 @@ from sklearn.metrics import roc_auc_score
 from predictions.catalog import fast
 from predictions.catalog.base import TRUTH_PREFIX
 from predictions.catalog.churn import BAND_THRESHOLDS, MODEL
+from predictions.catalog.export import export_artifact
 
 TRAIN_ROWS = MODEL.default_training_rows
 TEST_ROWS = 20_000
 
 
 @pytest.fixture(scope="module")
-def artifact() -> dict:
+def fitted() -> dict:
+    """The artifact as fit returns it, with the fitted scikit-learn objects."""
     return MODEL.fit(MODEL.generate(TRAIN_ROWS, seed=1), seed=0)
+
+
+@pytest.fixture(scope="module")
+def artifact(fitted) -> dict:
+    """The artifact as the registry stores and serves it."""
+    return export_artifact(fitted)
 
 
 @pytest.fixture(scope="module")
@@ -163,7 +171,7 @@ def test_longer_commitment_lowers_risk(artifact):
     assert monthly > annual > multi_year
 
 
-def test_fast_path_matches_the_scikit_learn_pipeline(artifact, fresh):
+def test_fast_path_matches_the_scikit_learn_pipeline(artifact, fitted, fresh):
     # Given rows including values beyond the training range and an unknown category
     frame = fresh[MODEL.feature_names()].head(2000).copy()
     frame.loc[0, "tenure_months"] = 240
@@ -174,8 +182,8 @@ def test_fast_path_matches_the_scikit_learn_pipeline(artifact, fresh):
 
     scores = np.array([a["churn_probability"] for a in MODEL.predict(artifact, frame)])
     inputs = frame.assign(has_executive_sponsor=frame["has_executive_sponsor"].astype(float))
-    expected = artifact["pipeline"].predict_proba(inputs)[:, 1]
+    expected = fitted["pipeline"].predict_proba(inputs)[:, 1]
 
     np.testing.assert_allclose(scores, expected, atol=6e-5)  # answers carry 4 decimals
-    preprocess = artifact["pipeline"].named_steps["preprocess"]
-    np.testing.assert_allclose(fast.encode(preprocess, frame), preprocess.transform(inputs), rtol=0, atol=1e-9)
+    served, preprocess = (a["pipeline"].named_steps["preprocess"] for a in (artifact, fitted))
+    np.testing.assert_allclose(fast.encode(served, frame), preprocess.transform(inputs), rtol=0, atol=1e-9)

@@ -3,8 +3,8 @@
 What a model promises whatever it computes: a well-formed feature schema, a reproducible
 generator whose values the schema accepts, training from the feature and target columns only,
 JSON-ready answers that hold the main score as a float for any input the schema accepts, one
-answer per row in row order, an artifact skops can load with library types only, answers in
-about a millisecond, and no Django. What each model computes, and how well, is tested in its
+answer per row in row order, an artifact file that serves the same answers without
+scikit-learn, and no Django. What each model computes, and how well, is tested in its
 own ``test_<model>.py``.
 """
 
@@ -20,15 +20,14 @@ import typing
 import numpy as np
 import pandas as pd
 import pytest
-import skops.io as sio
 
 from predictions.catalog import CATALOG
 from predictions.catalog.base import TRUTH_PREFIX, CatalogModel, Task
+from predictions.catalog.compiled import artifact_from_bytes, artifact_to_bytes
 from predictions.catalog.validation import check_value, validate_row
 
 # Enough rows for every model to learn a usable fit, few enough to train all seven in seconds.
 CONTRACT_TRAINING_ROWS = 3_000
-TRUSTED_MODULES = {"sklearn", "numpy", "scipy"}
 NAME = re.compile(r"[a-z][a-z0-9_]*")
 
 
@@ -39,7 +38,8 @@ def model(request) -> CatalogModel:
 
 @pytest.fixture(scope="module")
 def artifact(model: CatalogModel) -> dict:
-    return model.fit(model.generate(CONTRACT_TRAINING_ROWS, seed=1), seed=0)
+    """The artifact as the registry stores and serves it."""
+    return model.fit_exported(model.generate(CONTRACT_TRAINING_ROWS, seed=1), seed=0)
 
 
 @pytest.fixture(scope="module")
@@ -219,18 +219,38 @@ def test_a_batch_of_ten_thousand_rows_gets_one_answer_each(model, artifact):
 # --- Artifact and imports ------------------------------------------------------------------
 
 
-def test_the_artifact_round_trips_through_skops_with_only_library_types(model, artifact, holdout):
-    # Given the artifact saved with skops
-    data = sio.dumps(artifact)
-    untrusted = sio.get_untrusted_types(data=data)
+def test_the_artifact_round_trips_through_its_file_format(model, artifact, holdout):
+    # Given the artifact written to bytes and read back
+    loaded = artifact_from_bytes(artifact_to_bytes(artifact))
 
-    # Then the only types skops asks about are scikit-learn, numpy or scipy ones
-    assert all(name.split(".")[0] in TRUSTED_MODULES for name in untrusted), untrusted
-    # And the loaded artifact answers and evaluates exactly as the original
-    loaded = sio.loads(data, trusted=untrusted)
+    # Then the loaded artifact answers and evaluates exactly as the original
     rows = holdout[model.feature_names()].iloc[:500]
     assert model.predict(loaded, rows) == model.predict(artifact, rows)
     assert model.evaluate(loaded, holdout) == model.evaluate(artifact, holdout)
+
+
+def test_answers_from_an_artifact_file_need_neither_scikit_learn_nor_scipy_nor_skops(model, artifact, tmp_path):
+    # Given the artifact in a file
+    path = tmp_path / "artifact.npz"
+    path.write_bytes(artifact_to_bytes(artifact))
+
+    # When a fresh interpreter loads it and answers the example request
+    code = (
+        "import json, sys; from pathlib import Path; "
+        "from predictions.catalog import get_catalog_model; "
+        "from predictions.catalog.compiled import artifact_from_bytes; "
+        f"spec = get_catalog_model({model.slug!r}); "
+        f"artifact = artifact_from_bytes(Path({str(path)!r}).read_bytes()); "
+        "answer = spec.predict(artifact, spec.feature_frame([spec.example_row()]))[0]; "
+        "heavy = sorted({m.split('.')[0] for m in sys.modules if m.startswith(('sklearn', 'skops', 'scipy'))}); "
+        "print(json.dumps({'heavy': heavy, 'answer': answer}))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+
+    # Then it answers as this process does, without importing any of them
+    printed = json.loads(result.stdout)
+    assert printed["heavy"] == []
+    assert printed["answer"] == model.predict(artifact, model.feature_frame([model.example_row()]))[0]
 
 
 def test_the_catalog_imports_without_django():

@@ -14,14 +14,22 @@ from sklearn.metrics import mean_absolute_percentage_error
 from predictions.catalog import fast
 from predictions.catalog.base import TRUTH_PREFIX
 from predictions.catalog.demand import DEFAULT_HORIZON, MODEL, _design
+from predictions.catalog.export import export_artifact
 
 TRAINING_SEED = 1
 FRESH_SEED = 2
 
 
 @pytest.fixture(scope="module")
-def artifact() -> dict:
+def fitted() -> dict:
+    """The artifact as fit returns it, with the fitted scikit-learn objects."""
     return MODEL.fit(MODEL.generate(MODEL.default_training_rows, seed=TRAINING_SEED), seed=TRAINING_SEED)
+
+
+@pytest.fixture(scope="module")
+def artifact(fitted) -> dict:
+    """The artifact as the registry stores and serves it."""
+    return export_artifact(fitted)
 
 
 @pytest.fixture(scope="module")
@@ -221,20 +229,22 @@ def test_an_empty_series_gets_a_zero_forecast_not_an_error(artifact):
     assert answer["vs_same_month_last_year_pct"] is None
 
 
-def test_the_numpy_serving_path_equals_the_scikit_learn_pipelines(artifact):
+def test_the_numpy_serving_path_equals_the_scikit_learn_pipelines(artifact, fitted):
     frame = pd.concat(
         [MODEL.generate(2_000, seed=13, drift=1.0)[MODEL.feature_names()], one_series(region="antarctica")],
         ignore_index=True,
     )
     design = _design(fast.frame_columns(frame))
     for name in ("first_month", "profile"):
-        pipeline, error_model = artifact[name]["pipeline"], artifact[name]["error_model"]
-        features = pipeline.named_steps["features"]
+        pipeline, error_model = fitted[name]["pipeline"], fitted[name]["error_model"]
         expected = pipeline.predict(pd.DataFrame(design))
-        served = fast.linear_from_columns(features, pipeline.named_steps["model"], design)
+        error_size = error_model.predict(pipeline.named_steps["features"].transform(pd.DataFrame(design)))
+        exported = artifact[name]
+        features = exported["pipeline"].named_steps["features"]
+        served = fast.linear_from_columns(features, exported["pipeline"].named_steps["model"], design)
         np.testing.assert_allclose(served, expected, rtol=0, atol=1e-9)
-        error_size = error_model.predict(features.transform(pd.DataFrame(design)))
-        np.testing.assert_allclose(fast.linear_from_columns(features, error_model, design), error_size, atol=1e-9)
+        served_error = fast.linear_from_columns(features, exported["error_model"], design)
+        np.testing.assert_allclose(served_error, error_size, atol=1e-9)
 
 
 # --- Schema and training ----------------------------------------------------------------------

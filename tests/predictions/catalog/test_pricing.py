@@ -13,6 +13,7 @@ from scipy.optimize import minimize_scalar
 from sklearn.metrics import mean_absolute_error, roc_auc_score
 
 from predictions.catalog.base import TRUTH_PREFIX
+from predictions.catalog.export import export_artifact
 from predictions.catalog.pricing import MODEL, true_win_probability
 
 TRAIN_ROWS = MODEL.default_training_rows
@@ -20,8 +21,15 @@ REQUESTS = 400
 
 
 @pytest.fixture(scope="module")
-def artifact() -> dict:
+def fitted() -> dict:
+    """The artifact as fit returns it, with the fitted scikit-learn objects."""
     return MODEL.fit(MODEL.generate(TRAIN_ROWS, seed=1), seed=0)
+
+
+@pytest.fixture(scope="module")
+def artifact(fitted) -> dict:
+    """The artifact as the registry stores and serves it."""
+    return export_artifact(fitted)
 
 
 @pytest.fixture(scope="module")
@@ -201,10 +209,10 @@ def test_no_quote_in_the_request_means_no_quote_in_the_answer(artifact):
     assert answer["at_quoted_price"] is None
 
 
-def test_fast_path_gives_the_pipelines_probabilities(artifact, fresh):
+def test_fast_path_gives_the_pipelines_probabilities(artifact, fitted, fresh):
     # Given the fitted pipeline's own win probabilities at the quoted prices
     design = MODEL._design(fresh, np.log(fresh["quoted_price"] / fresh["list_price"]).to_numpy())
-    pipeline = artifact["pipeline"].predict_proba(design)[:, 1]
+    pipeline = fitted["pipeline"].predict_proba(design)[:, 1]
 
     # When predict answers with its numpy fast path
     answers = MODEL.predict(artifact, fresh[MODEL.feature_names()])
@@ -215,4 +223,4 @@ def test_fast_path_gives_the_pipelines_probabilities(artifact, fresh):
     # and so does the win curve A + B * log(price / list) behind them, unrounded
     intercept, slope = MODEL._curve(artifact, fresh, len(fresh))
     logit = intercept + slope * np.log(fresh["quoted_price"] / fresh["list_price"]).to_numpy()
-    np.testing.assert_allclose(logit, artifact["pipeline"].decision_function(design), rtol=0, atol=1e-9)
+    np.testing.assert_allclose(logit, fitted["pipeline"].decision_function(design), rtol=0, atol=1e-9)

@@ -12,6 +12,7 @@ import pytest
 from sklearn.metrics import mean_absolute_error, r2_score
 
 from predictions.catalog import fast
+from predictions.catalog.export import export_artifact
 from predictions.catalog.profitability import BANDS, MIN_ERROR_SCALE, MODEL, _design, _linear_fast
 
 TRAINING_SEED = 1
@@ -19,8 +20,15 @@ FRESH_SEED = 2
 
 
 @pytest.fixture(scope="module")
-def artifact() -> dict:
+def fitted() -> dict:
+    """The artifact as fit returns it, with the fitted scikit-learn objects."""
     return MODEL.fit(MODEL.generate(MODEL.default_training_rows, seed=TRAINING_SEED), seed=TRAINING_SEED)
+
+
+@pytest.fixture(scope="module")
+def artifact(fitted) -> dict:
+    """The artifact as the registry stores and serves it."""
+    return export_artifact(fitted)
 
 
 @pytest.fixture(scope="module")
@@ -162,7 +170,7 @@ def test_an_unknown_category_is_answered_not_refused(artifact):
     assert isinstance(answer["margin_pct"], float)
 
 
-def test_the_numpy_serving_path_equals_the_scikit_learn_pipeline(artifact):
+def test_the_numpy_serving_path_equals_the_scikit_learn_pipeline(artifact, fitted):
     # Given varied rows, drifted ones and an unseen category
     frame = pd.concat(
         [MODEL.generate(2_000, seed=13, drift=1.0)[MODEL.feature_names()], one_client(region="antarctica")],
@@ -170,11 +178,11 @@ def test_the_numpy_serving_path_equals_the_scikit_learn_pipeline(artifact):
     )
     # Then the fast path computes what Pipeline.predict computes, and so does the error model
     design = _design(fast.frame_columns(frame))
-    pipeline = artifact["pipeline"]
+    pipeline = fitted["pipeline"]
     expected = pipeline.predict(pd.DataFrame(design))
-    served, scale = _linear_fast(pipeline, artifact["error_model"], design)
+    served, scale = _linear_fast(artifact["pipeline"], artifact["error_model"], design)
     np.testing.assert_allclose(served, expected, rtol=0, atol=1e-8)
-    error_size = artifact["error_model"].predict(pipeline[:-1].transform(pd.DataFrame(design)))
+    error_size = fitted["error_model"].predict(pipeline[:-1].transform(pd.DataFrame(design)))
     np.testing.assert_allclose(scale, np.maximum(error_size, MIN_ERROR_SCALE), rtol=0, atol=1e-8)
 
 

@@ -14,6 +14,7 @@ from sklearn.metrics import average_precision_score
 
 from predictions.catalog import fast
 from predictions.catalog.base import TRUTH_PREFIX
+from predictions.catalog.export import export_artifact
 from predictions.catalog.revenue_leak import MODEL, PATTERNS, _columns, _indicators
 
 TRAIN_ROWS = MODEL.default_training_rows
@@ -21,8 +22,15 @@ TEST_ROWS = 20_000
 
 
 @pytest.fixture(scope="module")
-def artifact() -> dict:
+def fitted() -> dict:
+    """The artifact as fit returns it, with the fitted scikit-learn objects."""
     return MODEL.fit(MODEL.generate(TRAIN_ROWS, seed=1), seed=0)
+
+
+@pytest.fixture(scope="module")
+def artifact(fitted) -> dict:
+    """The artifact as the registry stores and serves it."""
+    return export_artifact(fitted)
 
 
 @pytest.fixture(scope="module")
@@ -198,16 +206,15 @@ def test_reasons_come_strongest_first_and_add_up_to_the_amount(artifact):
         assert isinstance(reason["detail"], str) and reason["detail"]
 
 
-def test_fast_path_matches_the_scikit_learn_pipeline(artifact, fresh):
+def test_fast_path_matches_the_scikit_learn_pipeline(artifact, fitted, fresh):
     frame = fresh[MODEL.feature_names()].head(2000).copy()
     frame.loc[0, "client_tier"] = "unheard_of"
     frame.loc[1, "hours_logged"] = 5000.0
 
     scores = np.array([a["leak_probability"] for a in MODEL.predict(artifact, frame)])
     inputs = pd.DataFrame(_indicators(_columns(frame, MODEL.feature_names())))
-    expected = artifact["pipeline"].predict_proba(inputs)[:, 1]
+    expected = fitted["pipeline"].predict_proba(inputs)[:, 1]
 
     np.testing.assert_allclose(scores, expected, atol=6e-5)  # answers carry 4 decimals
-    pipeline = artifact["pipeline"]
-    logit = fast.decision_function(pipeline, _indicators(_columns(frame, MODEL.feature_names())))
-    np.testing.assert_allclose(logit, pipeline.decision_function(inputs), rtol=0, atol=1e-9)
+    logit = fast.decision_function(artifact["pipeline"], _indicators(_columns(frame, MODEL.feature_names())))
+    np.testing.assert_allclose(logit, fitted["pipeline"].decision_function(inputs), rtol=0, atol=1e-9)

@@ -106,7 +106,7 @@ class FunctionTransformer(Step):
 
 @dataclass(frozen=True, eq=False)
 class SplineTransformer(Step):
-    knots: list  # per input column, the full knot vector of its B-spline basis
+    knots: np.ndarray  # one row per input column: the full knot vector of its B-spline basis
     degree: int
     extrapolation: str  # "constant" or "continue"
     include_bias: bool

@@ -104,7 +104,7 @@ def _splines(step: SplineTransformer) -> compiled.SplineTransformer:
         if not np.array_equal(spline.c, np.eye(len(spline.t) - spline.k - 1)):
             raise UnsupportedTransformer("no numpy path for a SplineTransformer whose splines are not its basis")
     return compiled.SplineTransformer(
-        knots=[np.asarray(spline.t, dtype=np.float64) for spline in step.bsplines_],
+        knots=np.vstack([np.asarray(spline.t, dtype=np.float64) for spline in step.bsplines_]),  # one length
         degree=int(step.degree),
         extrapolation=step.extrapolation,
         include_bias=bool(step.include_bias),

@@ -34,12 +34,10 @@ def _libc_malloc_trim() -> Callable[[int], int] | None:
 _MALLOC_TRIM = _libc_malloc_trim()
 
 
-def release_free_memory() -> bool:
-    """Return the allocator's free pages to the operating system; False where that is unsupported."""
-    if _MALLOC_TRIM is None:
-        return False
-    _MALLOC_TRIM(0)
-    return True
+def release_free_memory() -> None:
+    """Return the allocator's free pages to the operating system (nothing to do without glibc)."""
+    if _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)
 
 
 class ReleaseMemoryAfterLargeRequests:

@@ -15,7 +15,13 @@ from django.utils import timezone
 
 from accounts.models import User
 from history.services import RecordContext, prediction_records_writer
-from predictions.artifacts import ArtifactError, StoredArtifact, artifact_verified_bytes, artifact_write
+from predictions.artifacts import (
+    ArtifactError,
+    StoredArtifact,
+    artifact_load,
+    artifact_verified_bytes,
+    artifact_write,
+)
 from predictions.catalog import CATALOG, get_catalog_model
 from predictions.catalog.base import CatalogModel, split_holdout
 from predictions.catalog.profile import build_reference_profile
@@ -83,13 +89,14 @@ def model_train(
     spec = get_catalog_model(slug)
     started = time.perf_counter()
     train, holdout = split_holdout(data.frame, seed=seed)
-    artifact = spec.fit_exported(train, seed=seed)  # the form served: metrics are measured on it
+    # Written before the transaction: serialising and fsyncing must not hold the database lock.
+    stored = artifact_write(slug=slug, artifact=spec.fit_exported(train, seed=seed))
+    # Read back: the metrics and the reference profile come from exactly what will be served.
+    artifact = artifact_load(relative_path=stored.relative_path, sha256=stored.sha256)
     metrics = spec.evaluate(artifact, holdout)
     sample = holdout.head(PROFILE_SAMPLE_ROWS)
     scores = np.array([answer[spec.main_score] for answer in spec.predict(artifact, sample[spec.feature_names()])])
     profile = build_reference_profile(spec.features, train, scores)
-    # Written before the transaction: serialising and fsyncing must not hold the database lock.
-    stored = artifact_write(slug=slug, artifact=artifact)
     elapsed = time.perf_counter() - started
     return _version_store(
         slug=slug,

@@ -51,15 +51,39 @@ class ArtifactFormatError(ValueError):
     """An artifact that cannot be stored or read in this format; the message says why."""
 
 
+# What each annotation of a step's field admits, so that a file cannot give a step a field of
+# another type (a string where coefficients belong) and fail later, in a request.
+_FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    "np.ndarray": (np.ndarray,),
+    "np.ndarray | None": (np.ndarray, type(None)),
+    "bool": (bool,),
+    "int": (int,),
+    "float": (float, int),
+    "str": (str,),
+    "str | None": (str, type(None)),
+    "list": (list,),
+    "dict": (dict,),
+    "dict | None": (dict, type(None)),
+}
+
+
 class Step:
     """Base of every exported fitted step: one class per scikit-learn class supported."""
 
-    # What ``of()`` expects: every instance of a subclass is already exported.
+    # The step types a file may name, by class name: every subclass, nothing else.
     registry: ClassVar[dict[str, type[Step]]] = {}
 
     def __init_subclass__(cls) -> None:
         super().__init_subclass__()
         Step.registry[cls.__name__] = cls
+
+    def __post_init__(self) -> None:
+        for spec in dataclasses.fields(self):  # type: ignore[arg-type]  # every subclass is a dataclass
+            value = getattr(self, spec.name, None)
+            if spec.init and not isinstance(value, _FIELD_TYPES.get(spec.type, object)):
+                raise ArtifactFormatError(f"{type(self).__name__}.{spec.name} cannot be a {type(value).__name__}")
+            if spec.init and isinstance(value, np.ndarray) and value.dtype.kind not in "biuf":
+                raise ArtifactFormatError(f"{type(self).__name__}.{spec.name} must hold numbers, not {value.dtype}")
 
 
 @dataclass(frozen=True, eq=False)
@@ -96,6 +120,7 @@ class FunctionTransformer(Step):
     kw_args: dict | None
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.func_name is not None and self.func_name not in FUNCTIONS:
             raise ArtifactFormatError(f"function {self.func_name!r} is not one of the trusted functions")
 
@@ -119,7 +144,10 @@ class PolynomialFeatures(Step):
     factors: tuple = field(init=False, repr=False)  # derived: each term's k-th factor's column
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "factors", _product_factors(np.asarray(self.powers_)))
+        super().__post_init__()
+        if self.powers_.ndim != 2 or self.powers_.dtype.kind not in "iu" or (self.powers_ < 0).any():
+            raise ArtifactFormatError("PolynomialFeatures.powers_ must be a table of non-negative integer powers")
+        object.__setattr__(self, "factors", _product_factors(self.powers_))
 
 
 @dataclass(frozen=True, eq=False)
@@ -179,27 +207,41 @@ def _product_factors(powers: np.ndarray) -> tuple[np.ndarray, ...]:
 def artifact_to_bytes(artifact: dict[str, Any]) -> bytes:
     """The artifact as ``.npz`` bytes: its arrays, and its structure as JSON."""
     arrays: dict[str, np.ndarray] = {}
-    structure = json.dumps(_encode(artifact, arrays), allow_nan=True, sort_keys=True)
+    structure = json.dumps(_encode(artifact, arrays), allow_nan=True)
     buffer = io.BytesIO()
     np.savez(buffer, **{STRUCTURE_KEY: np.frombuffer(structure.encode(), dtype=np.uint8)}, **arrays)
     return buffer.getvalue()
 
 
 def artifact_from_bytes(data: bytes) -> dict[str, Any]:
-    """The artifact written by ``artifact_to_bytes``; any other content raises ArtifactFormatError."""
+    """The artifact written by ``artifact_to_bytes``; any other content raises ArtifactFormatError.
+
+    Only what the structure names is read, every member must be stored as ``np.savez`` stores
+    it (uncompressed, so no member can unpack to more than the file holds), and any failure on
+    the way, whatever its type, is a refusal: a crafted file must not crash the process that
+    loads it.
+    """
     try:
+        _check_members(data)
         with np.load(io.BytesIO(data), allow_pickle=False) as stored:
-            arrays = {name: stored[name] for name in stored.files}
-        structure = json.loads(arrays.pop(STRUCTURE_KEY).tobytes().decode())
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile, UnicodeDecodeError) as exc:
-        raise ArtifactFormatError(f"not an artifact of this format ({type(exc).__name__})") from None
-    try:
-        artifact = _decode(structure, arrays)
-    except (TypeError, KeyError) as exc:  # a step with other fields than its class has
-        raise ArtifactFormatError(f"the artifact's structure does not match its types ({exc})") from None
+            structure = json.loads(stored[STRUCTURE_KEY].tobytes().decode())
+            artifact = _decode(structure, stored)
+    except ArtifactFormatError:
+        raise
+    except Exception as exc:  # any failure to read the file is a refusal, never a crash
+        raise ArtifactFormatError(f"not an artifact of this format ({type(exc).__name__}: {exc})"[:300]) from None
     if not isinstance(artifact, dict):
         raise ArtifactFormatError("the artifact is not a dict")
     return artifact
+
+
+def _check_members(data: bytes) -> None:
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        members = archive.infolist()
+    if any(member.compress_type != zipfile.ZIP_STORED for member in members):
+        raise ArtifactFormatError("the artifact has compressed members; np.savez writes none")
+    if sum(member.file_size for member in members) > len(data):
+        raise ArtifactFormatError("the artifact's members claim more bytes than the file holds")
 
 
 def _encode(value: Any, arrays: dict[str, np.ndarray]) -> Any:
@@ -210,6 +252,8 @@ def _encode(value: Any, arrays: dict[str, np.ndarray]) -> Any:
     if isinstance(value, np.ndarray):
         name = f"a{len(arrays)}"
         if value.dtype == object:  # category labels: stored as text, given back as Python str
+            if not all(isinstance(item, str) for item in value.flat):
+                raise ArtifactFormatError("an object array in an artifact may hold only str (category labels)")
             arrays[name] = value.astype(str)
             return {"array": name, "object": True}
         arrays[name] = value
@@ -228,15 +272,16 @@ def _encode(value: Any, arrays: dict[str, np.ndarray]) -> Any:
     raise ArtifactFormatError(f"an artifact cannot hold a {type(value).__module__}.{type(value).__name__}")
 
 
-def _decode(value: Any, arrays: dict[str, np.ndarray]) -> Any:
+def _decode(value: Any, arrays: Any) -> Any:  # arrays: the open NpzFile, read on demand
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     if not isinstance(value, dict):
         raise ArtifactFormatError(f"unexpected {type(value).__name__} in the artifact's structure")
     if "array" in value:
-        if value["array"] not in arrays:
-            raise ArtifactFormatError(f"the artifact's array {value['array']!r} is missing")
-        array = arrays[value["array"]]
+        name = value["array"]
+        if not isinstance(name, str) or name == STRUCTURE_KEY or name not in arrays:
+            raise ArtifactFormatError(f"the artifact's array {name!r} is missing")
+        array = arrays[name]
         return array.astype(object) if value.get("object") else array
     if "dict" in value:
         return {key: _decode(item, arrays) for key, item in value["dict"].items()}
@@ -245,7 +290,10 @@ def _decode(value: Any, arrays: dict[str, np.ndarray]) -> Any:
     if "tuple" in value:
         return tuple(_decode(item, arrays) for item in value["tuple"])
     if "slice" in value:
-        return slice(*value["slice"])
+        bounds = value["slice"]
+        if not (isinstance(bounds, list) and len(bounds) == 3 and all(b is None or type(b) is int for b in bounds)):
+            raise ArtifactFormatError(f"a slice of the artifact is not three integers: {bounds!r}"[:200])
+        return slice(*bounds)
     if "step" in value:
         cls = Step.registry.get(value["step"])
         if cls is None:

@@ -216,9 +216,15 @@ def _splines(step: SplineTransformer, x: np.ndarray) -> np.ndarray:
     knots, degree = step.knots, step.degree
     values = x
     if step.extrapolation == "constant":
-        # Constant extrapolation is the basis at the nearest boundary knot.
-        values = np.clip(x, knots[:, degree], knots[:, -degree - 1])
-    basis = _bspline_basis(knots, degree, values)
+        # Beyond a boundary knot scikit-learn keeps the basis at that knot, in the first (or
+        # last) ``degree`` functions only: the others are zero there unless knots repeat.
+        low, high = knots[:, degree], knots[:, -degree - 1]
+        values = np.clip(x, low, high)
+        basis = _bspline_basis(knots, degree, values)
+        basis[..., degree:][x < low] = 0.0
+        basis[..., : basis.shape[-1] - degree][x > high] = 0.0
+    else:
+        basis = _bspline_basis(knots, degree, values)
     if step.handle_missing == "zeros":
         basis[np.isnan(x)] = 0.0
     if not step.include_bias:
@@ -246,7 +252,9 @@ def _bspline_basis(knots: np.ndarray, degree: int, x: np.ndarray) -> np.ndarray:
     right = knots[column, span[..., None] + 1 + offsets] - x[..., None]
     values = np.ones((*span.shape, 1))
     for j in range(1, degree + 1):  # the degree-j functions from the degree-(j - 1) ones
-        temp = values / (right[..., :j] + left[..., j - 1 :: -1])
+        # Repeated knots (quantile knots on tied values) make empty spans: 0 / 0 counts as 0, as in scipy.
+        width = right[..., :j] + left[..., j - 1 :: -1]
+        temp = np.divide(values, width, out=np.zeros_like(values), where=width != 0)
         higher = np.zeros((*span.shape, j + 1))
         higher[..., :j] = right[..., :j] * temp
         higher[..., 1:] += left[..., j - 1 :: -1] * temp

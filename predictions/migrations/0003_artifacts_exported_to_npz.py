@@ -2,16 +2,20 @@
 
 Serving now reads only exported artifacts (predictions/catalog/compiled.py), so each skops
 artifact is loaded once more here, exported, and written beside it; the version then points at
-the new file and its digest. The skops file is left where it was. An artifact that is missing
-or does not match its digest is left as it is: it was refused before, and still is.
+the new file and its digest. The skops file stays where it was.
+
+A version that cannot be converted (its file missing, changed since training, or holding a
+type that was never trusted) keeps its skops artifact and is logged: it was refused before
+and still is, and the upgrade goes on for the others. If it is a model's active version, that
+model's health turns red until a version is trained or promoted (`manage.py train_models`).
+
+Irreversible: the versions' digests now name the .npz files, which earlier code cannot read.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 
-from django.conf import settings
 from django.db import migrations
 
 logger = logging.getLogger(__name__)
@@ -26,44 +30,38 @@ SKOPS_TRUSTED_TYPES = frozenset(
 )
 
 
-def _exported(data: bytes) -> dict | None:
+def _exported(data: bytes) -> dict:
     import skops.io
 
     from predictions.catalog.export import export_artifact
 
     types = skops.io.get_untrusted_types(data=data)
-    if set(types) - SKOPS_TRUSTED_TYPES:
-        return None
+    untrusted = sorted(set(types) - SKOPS_TRUSTED_TYPES)
+    if untrusted:
+        raise ValueError(f"holds types that were never trusted: {', '.join(untrusted)}")
     return export_artifact(skops.io.loads(data, trusted=types))
 
 
 def export_skops_artifacts(apps, schema_editor):
-    from pathlib import Path
-
-    from predictions.artifacts import artifact_write
+    from predictions.artifacts import artifact_verified_bytes, artifact_write
 
     ModelVersion = apps.get_model("predictions", "ModelVersion")
-    root = Path(settings.ARTIFACT_ROOT)
     for version in ModelVersion.objects.filter(artifact_path__endswith=".skops").select_related("model"):
-        path = root / version.artifact_path
         try:
-            data = path.read_bytes()
-        except OSError:
-            logger.warning("v%s of %s: artifact %s unreadable, left as is", version.number, version.model_id, path)
+            data = artifact_verified_bytes(relative_path=version.artifact_path, sha256=version.sha256)
+            stored = artifact_write(slug=version.model.slug, artifact=_exported(data))
+        except Exception as exc:  # one version that cannot be converted must not stop the upgrade
+            logger.error(
+                "%s v%s (%s) keeps its skops artifact %s and will be refused: %s",
+                version.model.slug, version.number, version.status, version.artifact_path, exc,
+            )  # fmt: skip
             continue
-        if hashlib.sha256(data).hexdigest() != version.sha256:
-            logger.warning("v%s of %s: artifact %s does not match its digest, left as is", version.number, version.model_id, path)
-            continue
-        artifact = _exported(data)
-        if artifact is None:
-            continue
-        stored = artifact_write(slug=version.model.slug, artifact=artifact)
-        version.artifact_path, version.sha256, version.artifact_bytes = stored.relative_path, stored.sha256, stored.size_bytes
+        version.artifact_path, version.sha256 = stored.relative_path, stored.sha256
+        version.artifact_bytes = stored.size_bytes
         version.save(update_fields=["artifact_path", "sha256", "artifact_bytes"])
 
 
 class Migration(migrations.Migration):
     dependencies = [("predictions", "0002_bulk_jobs")]
 
-    # Backwards: the versions keep their .npz artifacts (the skops files are still on disk).
-    operations = [migrations.RunPython(export_skops_artifacts, migrations.RunPython.noop)]
+    operations = [migrations.RunPython(export_skops_artifacts)]

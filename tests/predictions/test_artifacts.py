@@ -10,6 +10,7 @@ import zipfile
 import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
+from sklearn.preprocessing import OneHotEncoder
 
 from predictions.artifacts import ArtifactError, artifact_load, artifact_path, artifact_write
 from predictions.catalog import fast
@@ -85,7 +86,7 @@ def test_a_file_naming_an_unknown_type_or_function_is_refused_even_with_a_matchi
 def test_a_pickled_object_array_or_a_file_of_another_format_is_refused(settings, tmp_path):
     settings.ARTIFACT_ROOT = tmp_path
     pickled = io.BytesIO()
-    structure = np.frombuffer(b'{"dict": {}}', dtype=np.uint8)
+    structure = np.frombuffer(b'{"dict": {"x": {"array": "a0"}}}', dtype=np.uint8)
     np.savez(pickled, **{STRUCTURE_KEY: structure}, a0=np.array([{}], dtype=object))
     not_a_zip = b"PK\x03\x04 truncated"
     with zipfile.ZipFile(empty := io.BytesIO(), "w"):
@@ -102,3 +103,47 @@ def test_paths_outside_the_artifact_root_are_refused(settings, tmp_path, path):
 
     with pytest.raises(ArtifactError, match="outside ARTIFACT_ROOT"):
         artifact_load(relative_path=path, sha256="0" * 64)
+
+
+def _structure(text: str) -> bytes:
+    buffer = io.BytesIO()
+    np.savez(buffer, **{STRUCTURE_KEY: np.frombuffer(text.encode(), dtype=np.uint8)}, a0=np.arange(3.0))
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (_structure('{"dict": []}'), "AttributeError"),
+        (_structure("[" * 100_000 + "]" * 100_000), "RecursionError"),
+        (_structure('{"dict": {"s": {"slice": ["a", "b", "c"]}}}'), "not three integers"),
+        (_structure('{"step": "LinearModel", "fields": {"coef_": "rm -rf", "intercept_": 0.0}}'), "cannot be a str"),
+        (_structure('{"step": "LinearModel", "fields": {"coef_": {"array": "a0"}}}'), "TypeError"),
+        (_structure('{"dict": {"x": {"array": "a9"}}}'), "'a9' is missing"),
+        (_structure('{"dict": {"x": {"array": "__structure__"}}}'), "is missing"),
+    ],
+    ids=["not-a-dict", "deeply-nested", "bad-slice", "coefficients-as-text", "missing-field", "unknown-array", "self"],
+)
+def test_a_malformed_file_with_a_matching_digest_is_refused_not_crashed_on(settings, tmp_path, data, reason):
+    settings.ARTIFACT_ROOT = tmp_path
+
+    assert reason in _refused_on_load(tmp_path, data)
+
+
+def test_compressed_members_are_refused_before_they_are_unpacked(settings, tmp_path):
+    # Given a file as np.savez_compressed writes it: members that could unpack to far more than the file
+    settings.ARTIFACT_ROOT = tmp_path
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **{STRUCTURE_KEY: np.frombuffer(b'{"dict": {}}', dtype=np.uint8)})
+
+    assert "compressed members" in _refused_on_load(tmp_path, buffer.getvalue())
+
+
+def test_category_labels_that_are_not_text_are_refused_at_training_rather_than_changed(settings, tmp_path):
+    # Given an encoder fitted on integer codes held in an object column (read back as text, they
+    # would no longer match any request)
+    settings.ARTIFACT_ROOT = tmp_path
+    encoder = OneHotEncoder(handle_unknown="ignore").fit(np.array([[1], [2]], dtype=object))
+
+    with pytest.raises(ArtifactError, match="only str"):
+        artifact_write(slug="churn", artifact=export_artifact({"encoder": encoder}))

@@ -256,3 +256,24 @@ def test_frame_columns_reads_the_named_columns_as_arrays():
     np.testing.assert_array_equal(numbers["amount"], frame["amount"].to_numpy())
     with pytest.raises(KeyError, match="missing"):
         fast.frame_columns(frame, ["missing"])
+
+
+@pytest.mark.parametrize("extrapolation", ["constant", "continue"])
+@pytest.mark.parametrize("degree", [1, 2, 3])
+def test_splines_on_tied_values_equal_scikit_learn_at_and_beyond_the_repeated_knots(degree, extrapolation):
+    # Given quantile knots on columns with many tied values at their minimum and their maximum
+    # (a floor of 1.0 on one column, a cap of 9.0 on the other): knots repeat at both ends
+    rng = np.random.default_rng(0)
+    x = rng.normal(5.0, 2.0, (500, 2))
+    x[:, 0] = np.maximum(x[:, 0], 1.0)
+    x[:300, 0] = 1.0
+    x[:, 1] = np.minimum(x[:, 1], 9.0)
+    x[100:400, 1] = 9.0
+    spline = SplineTransformer(n_knots=5, degree=degree, knots="quantile", extrapolation=extrapolation).fit(x)
+    assert all(len(np.unique(s.t)) < len(s.t) for s in spline.bsplines_)  # knots repeat in both columns
+
+    # When rows at, below and above those knots are encoded
+    requests = np.vstack([x[:50], [[1.0, 9.0], [-3.0, 20.0], [20.0, -3.0], [1.0, 1.0], [9.0, 9.0]]])
+
+    # Then the numpy path gives scikit-learn's (finite) values
+    _assert_same(fast.transform(spline, requests), spline.transform(requests))

@@ -1,6 +1,6 @@
 """What a web worker imports: the serving path stays clear of the training libraries.
 
-scikit-learn, scipy and skops cost a web worker ~130 MB of its memory; serving
+scikit-learn, scipy and skops cost a web worker ~100 MB of its memory; serving
 reads exported artifacts (predictions/catalog/compiled.py) and needs neither. The catalog's
 contract tests check that answering from an artifact file imports neither; this checks that
 nothing on the way in (settings, middleware, every URL's view) brings them back.

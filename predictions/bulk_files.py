@@ -31,8 +31,10 @@ from predictions.datasets import FileFormatError, check_header
 # The optional input column with the caller's id for each row; it is kept in history.
 ENTITY_COLUMN = "entity_id"
 ENTITY_MAX_LENGTH = 120  # history.PredictionRecord.entity_id
-# CSV reader block: large enough for pyarrow to parse efficiently, small enough for memory.
-CSV_BLOCK_BYTES = 4 * 1024 * 1024
+# CSV reader block. pyarrow's streaming reader holds several blocks ahead, so this sets the
+# receiving web worker's peak: splitting 1,000,000 rows (97 MB) took +150 MB at 4 MB blocks,
+# +88 MB at 1 MB, in the same ~1 s (bench/README.md, "Bulk prediction jobs").
+CSV_BLOCK_BYTES = 1024 * 1024
 # A file with more lines the reader cannot split than this is not the CSV it claims to be.
 MAX_MALFORMED_LINES = 1_000
 # Rows read to decide that a column holds the wrong type altogether (a 400 before any work).

@@ -41,6 +41,9 @@ FUNCTIONS = {
 }  # fmt: skip
 
 STRUCTURE_KEY = "__structure__"  # the JSON held in the .npz beside the arrays
+# Raised whenever the structure or a step's fields change meaning: a file of another format is
+# refused with a message that says so, instead of being read wrongly.
+FORMAT_VERSION = 1
 
 
 class UnsupportedTransformer(TypeError):
@@ -207,7 +210,7 @@ def _product_factors(powers: np.ndarray) -> tuple[np.ndarray, ...]:
 def artifact_to_bytes(artifact: dict[str, Any]) -> bytes:
     """The artifact as ``.npz`` bytes: its arrays, and its structure as JSON."""
     arrays: dict[str, np.ndarray] = {}
-    structure = json.dumps(_encode(artifact, arrays), allow_nan=True)
+    structure = json.dumps({"format": FORMAT_VERSION, "artifact": _encode(artifact, arrays)}, allow_nan=True)
     buffer = io.BytesIO()
     np.savez(buffer, **{STRUCTURE_KEY: np.frombuffer(structure.encode(), dtype=np.uint8)}, **arrays)
     return buffer.getvalue()
@@ -225,7 +228,12 @@ def artifact_from_bytes(data: bytes) -> dict[str, Any]:
         _check_members(data)
         with np.load(io.BytesIO(data), allow_pickle=False) as stored:
             structure = json.loads(stored[STRUCTURE_KEY].tobytes().decode())
-            artifact = _decode(structure, stored)
+            found = structure.get("format") if isinstance(structure, dict) else None
+            if found != FORMAT_VERSION:
+                raise ArtifactFormatError(
+                    f"artifact format {found!r}, this service reads format {FORMAT_VERSION}: train the model again"
+                )
+            artifact = _decode(structure["artifact"], stored)
     except ArtifactFormatError:
         raise
     except Exception as exc:  # any failure to read the file is a refusal, never a crash

@@ -14,7 +14,7 @@ from sklearn.preprocessing import OneHotEncoder
 
 from predictions.artifacts import ArtifactError, artifact_load, artifact_path, artifact_write
 from predictions.catalog import fast
-from predictions.catalog.compiled import STRUCTURE_KEY
+from predictions.catalog.compiled import FORMAT_VERSION, STRUCTURE_KEY
 from predictions.catalog.export import export_artifact
 
 
@@ -49,7 +49,8 @@ def _rewritten(data: bytes, change) -> bytes:
     """The artifact's .npz with its JSON structure changed by ``change``."""
     with np.load(io.BytesIO(data), allow_pickle=False) as stored:
         arrays = {name: stored[name] for name in stored.files}
-    structure = change(json.loads(arrays.pop(STRUCTURE_KEY).tobytes()))
+    envelope = json.loads(arrays.pop(STRUCTURE_KEY).tobytes())
+    structure = {**envelope, "artifact": change(envelope["artifact"])}
     buffer = io.BytesIO()
     np.savez(buffer, **{STRUCTURE_KEY: np.frombuffer(json.dumps(structure).encode(), dtype=np.uint8)}, **arrays)
     return buffer.getvalue()
@@ -86,7 +87,7 @@ def test_a_file_naming_an_unknown_type_or_function_is_refused_even_with_a_matchi
 def test_a_pickled_object_array_or_a_file_of_another_format_is_refused(settings, tmp_path):
     settings.ARTIFACT_ROOT = tmp_path
     pickled = io.BytesIO()
-    structure = np.frombuffer(b'{"dict": {"x": {"array": "a0"}}}', dtype=np.uint8)
+    structure = np.frombuffer(b'{"format": 1, "artifact": {"dict": {"x": {"array": "a0"}}}}', dtype=np.uint8)
     np.savez(pickled, **{STRUCTURE_KEY: structure}, a0=np.array([{}], dtype=object))
     not_a_zip = b"PK\x03\x04 truncated"
     with zipfile.ZipFile(empty := io.BytesIO(), "w"):
@@ -105,9 +106,11 @@ def test_paths_outside_the_artifact_root_are_refused(settings, tmp_path, path):
         artifact_load(relative_path=path, sha256="0" * 64)
 
 
-def _structure(text: str) -> bytes:
+def _structure(text: str, *, version: int = FORMAT_VERSION) -> bytes:
+    """A file of the artifact format whose structure is ``text``."""
+    envelope = f'{{"format": {version}, "artifact": {text}}}'
     buffer = io.BytesIO()
-    np.savez(buffer, **{STRUCTURE_KEY: np.frombuffer(text.encode(), dtype=np.uint8)}, a0=np.arange(3.0))
+    np.savez(buffer, **{STRUCTURE_KEY: np.frombuffer(envelope.encode(), dtype=np.uint8)}, a0=np.arange(3.0))
     return buffer.getvalue()
 
 
@@ -121,8 +124,20 @@ def _structure(text: str) -> bytes:
         (_structure('{"step": "LinearModel", "fields": {"coef_": {"array": "a0"}}}'), "TypeError"),
         (_structure('{"dict": {"x": {"array": "a9"}}}'), "'a9' is missing"),
         (_structure('{"dict": {"x": {"array": "__structure__"}}}'), "is missing"),
+        (_structure('{"dict": {}}', version=0), "format 0, this service reads format 1: train the model again"),
+        (_structure("[]"), "unexpected list"),
     ],
-    ids=["not-a-dict", "deeply-nested", "bad-slice", "coefficients-as-text", "missing-field", "unknown-array", "self"],
+    ids=[
+        "not-a-dict",
+        "deeply-nested",
+        "bad-slice",
+        "coefficients-as-text",
+        "missing-field",
+        "unknown-array",
+        "self",
+        "other-format",
+        "a-list",
+    ],
 )
 def test_a_malformed_file_with_a_matching_digest_is_refused_not_crashed_on(settings, tmp_path, data, reason):
     settings.ARTIFACT_ROOT = tmp_path

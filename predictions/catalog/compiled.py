@@ -1,7 +1,7 @@
 """Fitted models as plain numpy parameters, and the artifact format that stores them.
 
 A web worker that imports scikit-learn (and, through it, most of scipy) to unpickle a few
-coefficient vectors carries ~50 MB more per process (`bench/README.md`). So the registry
+coefficient vectors carries ~100 MB more per process (`bench/README.md`). So the registry
 stores and serves the *exported* artifact: every fitted scikit-learn object in the dict that
 ``CatalogModel.fit`` returns is replaced by one of the classes below (``export.py`` does
 that, at training), and ``fast.py`` computes predictions from them. Neither this module nor

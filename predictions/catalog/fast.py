@@ -56,8 +56,6 @@ from predictions.catalog.compiled import (
 
 Columns = Mapping[str, np.ndarray]
 
-__all__ = ["UnsupportedTransformer"]  # raised here, defined with the steps
-
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
     """The logistic function: a logistic regression's probability from its log-odds."""

@@ -7,6 +7,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet, Subquery
 
+from config.api.datetimes import UTCIsoDateTimeFilter
 from history.models import PredictionRecord, Source
 from predictions.catalog import CATALOG
 from predictions.models import MLModel, ModelVersion
@@ -47,10 +48,10 @@ class PredictionRecordFilter(django_filters.FilterSet):
     )
     version = PositiveIntegerFilter(method="filter_version", help_text="Version number (needs `model`).")
     source = django_filters.ChoiceFilter(choices=Source.choices)
-    created_after = django_filters.IsoDateTimeFilter(
+    created_after = UTCIsoDateTimeFilter(
         field_name="created_at", lookup_expr="gte", help_text="Made at or after this ISO 8601 time."
     )
-    created_before = django_filters.IsoDateTimeFilter(
+    created_before = UTCIsoDateTimeFilter(
         field_name="created_at", lookup_expr="lt", help_text="Made before this ISO 8601 time."
     )
     entity_id = django_filters.CharFilter(max_length=120)

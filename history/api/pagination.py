@@ -18,6 +18,7 @@ from rest_framework.pagination import BasePagination
 from rest_framework.response import Response
 from rest_framework.utils.urls import replace_query_param
 
+from config.api.datetimes import as_utc
 from history.selectors import records_after
 
 DEFAULT_PAGE_SIZE = 50
@@ -81,11 +82,12 @@ class KeysetPagination(BasePagination):
             return None
         try:
             direction, created_at, record_id, ordering = base64.urlsafe_b64decode(encoded.encode()).decode().split("|")
-            position = (direction, datetime.fromisoformat(created_at), int(record_id))
+            moment = datetime.fromisoformat(created_at)
+            if direction not in ("f", "b") or moment.tzinfo is None:
+                raise ValueError(direction)
+            position = (direction, as_utc(moment), int(record_id))
         except (ValueError, binascii.Error, UnicodeError):
             raise ValidationError({"cursor": "Invalid cursor: use the next/previous links as given."}) from None
-        if direction not in ("f", "b") or position[1].tzinfo is None:
-            raise ValidationError({"cursor": "Invalid cursor: use the next/previous links as given."})
         if ordering != self.ordering:
             raise ValidationError({"cursor": "This cursor belongs to another ordering."})
         return position

@@ -8,6 +8,7 @@ from django.core.exceptions import ObjectDoesNotExist
 from django.utils import timezone
 from rest_framework import serializers
 
+from config.api.datetimes import as_utc
 from history.buckets import GRANULARITIES, bucket_count
 from history.models import OutcomeImport, PredictionRecord, Source
 from history.services import RETENTION_MAX_DAYS, OutcomeItem
@@ -127,7 +128,7 @@ def outcome_items_from(data: Any, *, max_items: int) -> tuple[str, list[OutcomeI
     if not isinstance(data, dict) or set(data) - {"model", "outcomes"}:
         raise serializers.ValidationError({"body": "Send {'model': '<slug>', 'outcomes': [{...}, ...]}."})
     slug = data.get("model")
-    if slug not in CATALOG:
+    if not isinstance(slug, str) or slug not in CATALOG:
         raise serializers.ValidationError({"model": f"Choose one of {', '.join(CATALOG)}."})
     raw = data.get("outcomes")
     if not isinstance(raw, list) or not 1 <= len(raw) <= max_items:
@@ -182,7 +183,10 @@ def _aware(name: str, raw: Any) -> datetime | None:
         value = None
     if value is None:
         raise ValueError(f"{name} must be an ISO 8601 date-time.")
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+    try:
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else as_utc(value)
+    except ValueError:
+        raise ValueError(f"{name} is out of range once converted to UTC.") from None
 
 
 class OutcomeReportSerializer(serializers.Serializer):
@@ -236,7 +240,7 @@ def moment_from(field: str, raw: str | None, zone: ZoneInfo) -> datetime | None:
         value = value.replace(tzinfo=zone)
     if not datetime(1970, 1, 1, tzinfo=UTC) <= value <= datetime(9000, 1, 1, tzinfo=UTC):
         raise serializers.ValidationError({field: "Out of range."})
-    return value
+    return as_utc(value)  # within the range checked above, the conversion cannot overflow
 
 
 class TrendParamsSerializer(serializers.Serializer):

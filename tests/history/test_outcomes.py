@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
@@ -142,6 +142,36 @@ def test_malformed_items_are_a_400(client, predictor, churn, outcomes):
     response = client.post(URL, {"model": "churn", "outcomes": outcomes}, format="json", **predictor.headers)
 
     assert response.status_code == 400 and response.json()["error"] == "validation_error"
+
+
+def test_a_model_that_is_not_a_slug_is_a_400(client, predictor, churn):
+    response = client.post(URL, {"model": {}, "outcomes": []}, format="json", **predictor.headers)
+
+    assert response.status_code == 400 and "model" in response.json()["details"]
+
+
+def test_times_with_offsets_beyond_postgresqls_are_matched_at_the_same_instant(client, predictor, churn):
+    # +20:00 is valid ISO 8601 and valid for Python, but PostgreSQL refuses offsets past 15:59.
+    far_east = timezone(timedelta(hours=20))
+    window = {
+        "window_start": T0.astimezone(far_east).isoformat(),
+        "window_end": (T0 + timedelta(days=1)).astimezone(far_east).isoformat(),
+        "observed_at": (T0 + timedelta(days=3)).astimezone(far_east).isoformat(),
+    }
+
+    response = post(client, predictor, "churn", [{"entity_id": "client-1", "value": 1, **window}])
+
+    assert response.status_code == 200 and response.json()["recorded"] == 1
+    assert Outcome.objects.get().observed_at == T0 + timedelta(days=3)
+
+
+def test_a_time_that_leaves_the_calendar_in_utc_is_a_400(client, predictor, churn):
+    outcome = {"prediction_id": churn[0], "value": 1, "observed_at": "0001-01-01T00:00:00+20:00"}
+
+    response = post(client, predictor, "churn", [outcome])
+
+    assert response.status_code == 400 and "observed_at" in str(response.json()["details"])
+    assert not Outcome.objects.exists()
 
 
 def test_more_than_the_maximum_per_call_is_a_400(client, predictor, churn, settings):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from datetime import timedelta
+from datetime import timezone as dt_timezone
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -333,12 +334,18 @@ def test_the_list_filters_by_model_status_and_date_in_a_constant_number_of_queri
     recent = client.get(BULK_URL, {"created_after": timezone.now() - timedelta(days=1)}, **predictor.headers).json()
     other_model = client.get(BULK_URL, {"model": "anomaly"}, **predictor.headers).json()
     bad_filter = client.get(BULK_URL, {"status": "exploded"}, **predictor.headers)
+    # +20:00 is valid ISO 8601 that PostgreSQL refuses as such; year 1 at +20:00 is year 0 in UTC.
+    far_east = (timezone.now() - timedelta(days=1)).astimezone(dt_timezone(timedelta(hours=20))).isoformat()
+    recent_far_east = client.get(BULK_URL, {"created_after": far_east}, **predictor.headers).json()
+    before_year_one = client.get(BULK_URL, {"created_before": "0001-01-01T00:00:00+20:00"}, **predictor.headers)
 
     assert everything["count"] == 3
     assert {job["id"] for job in pending["results"]} == set(jobs[1:])
     assert [job["id"] for job in by_day["results"]] == [jobs[0]]
     assert recent["count"] == 2 and other_model["count"] == 0
     assert "status" in assert_error(bad_filter, 400, "validation_error")["details"]
+    assert recent_far_east["count"] == 2
+    assert "created_before" in assert_error(before_year_one, 400, "validation_error")["details"]
 
 
 # --- Cancel and download before the end -------------------------------------------------------------

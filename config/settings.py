@@ -238,6 +238,10 @@ SPECTACULAR_SETTINGS = {
     "SECURITY": [{"ApiKeyAuth": []}],
     "ENUM_NAME_OVERRIDES": {"RoleEnum": "accounts.roles.Role", "BulkJobStatusEnum": "predictions.models.BulkJobStatus"},
     "PREPROCESSING_HOOKS": ["config.api.schema.document_paths_without_trailing_slash"],
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",  # the default, kept
+        "predictions.api.serializers.document_prediction_request_limits",
+    ],
 }
 
 # --- Celery ---------------------------------------------------------------------------------

@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+from django.conf import settings
 from rest_framework import serializers
 
+from predictions.catalog import CATALOG
 from predictions.catalog.base import CatalogModel, Feature
 from predictions.models import Dataset, ModelVersion
 
@@ -21,7 +23,7 @@ def _feature_field(feature: Feature) -> serializers.Field:
 def _describe(feature: Feature) -> str:
     unit = f" ({feature.unit})" if feature.unit else ""
     default = "" if feature.required else f" Optional, default {feature.default!r}."
-    return f"{feature.description}{unit}.{default} Example: {feature.example!r}."
+    return f"{feature.description.rstrip('.')}{unit}.{default} Example: {feature.example!r}."
 
 
 def _component_prefix(spec: CatalogModel) -> str:
@@ -77,6 +79,22 @@ def prediction_request_serializers(spec: CatalogModel) -> tuple[type, type, type
         },
     )
     return single, batch, single_answer
+
+
+def document_prediction_request_limits(result: dict, generator, request, public) -> dict:
+    """drf-spectacular post-processing hook: what the prediction endpoints' own validation
+    (predictions.catalog.validation) refuses with a 400, said in the document, so that clients
+    generated from it refuse it too: unknown fields, and batches of no rows or too many."""
+    schemas = result.get("components", {}).get("schemas", {})
+    for spec in CATALOG.values():
+        prefix = _component_prefix(spec)
+        for part in ("FeaturesRequest", "PredictionRequestRequest", "BatchRowRequest", "BatchRequestRequest"):
+            if f"{prefix}{part}" in schemas:
+                schemas[f"{prefix}{part}"]["additionalProperties"] = False
+        if f"{prefix}BatchRequestRequest" in schemas:
+            rows = schemas[f"{prefix}BatchRequestRequest"]["properties"]["rows"]
+            rows.update(minItems=1, maxItems=settings.PREDICTION_BATCH_MAX_ROWS)
+    return result
 
 
 class BatchResultSerializer(serializers.Serializer):

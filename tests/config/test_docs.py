@@ -44,6 +44,18 @@ def test_operations_document_the_error_format(schema):
     )
 
 
+def test_prediction_requests_document_what_their_validation_refuses(schema, settings):
+    components = schema["components"]["schemas"]
+
+    for prefix in ("Churn", "RevenueLeak", "Demand"):  # unknown fields are a 400 at every level
+        for part in ("FeaturesRequest", "PredictionRequestRequest", "BatchRowRequest", "BatchRequestRequest"):
+            assert components[f"{prefix}{part}"]["additionalProperties"] is False, f"{prefix}{part}"
+    rows = components["ChurnBatchRequestRequest"]["properties"]["rows"]
+    assert (rows["minItems"], rows["maxItems"]) == (1, settings.PREDICTION_BATCH_MAX_ROWS)
+    described = components["ChurnFeaturesRequest"]["properties"]["active_projects"]["description"]
+    assert described.startswith("Projects currently running for the client (projects). Example: ")
+
+
 def test_public_endpoints_do_not_claim_401(schema):
     assert "401" not in schema["paths"]["/api/health"]["get"]["responses"]
 

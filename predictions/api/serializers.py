@@ -51,7 +51,9 @@ def prediction_request_serializers(spec: CatalogModel) -> tuple[type, type, type
         {
             "features": features(),
             "entity_id": serializers.CharField(
-                required=False, max_length=120, help_text=f"Your id for the {spec.entity_label}; kept in history."
+                required=False,
+                max_length=120,
+                help_text=f"Your id for the {spec.entity_label}, kept in history; printable, no control characters.",
             ),
         },
     )

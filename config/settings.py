@@ -96,6 +96,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "config.admin.AdminUnreadableAddressMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+
 from django.contrib import admin, messages
 from django.db import DataError
 from django.shortcuts import redirect
+from django.urls import reverse
+
+logger = logging.getLogger(__name__)
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -22,13 +27,17 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 class AdminUnreadableAddressMiddleware:
     """A hand-edited admin address holding a value the database cannot read is sent back to
-    the list with a message, not answered 500.
+    the list or the index with a message, not answered 500.
 
     The admin builds its queries from the address (``?created_at__gte=...``, ``/<id>/change/``),
     and the database refuses some values Django lets through: a NUL byte in a text id, a UTC
-    offset beyond ±15:59, a year past what an integer holds. The refusal surfaces only when
-    the page renders, after the view has returned, hence an exception hook rather than a check
-    in each admin class. Django itself redirects the same way for a filter it cannot parse.
+    offset beyond ±15:59, a year past what an integer holds. The refusal comes from queries
+    the admin runs in its views and templates, so it is caught here rather than in each admin
+    class. Django itself redirects the same way for a filter it cannot parse.
+
+    Only where the address holds something to drop: a list with a query string, or an object
+    page. Anywhere else the error is not the address's, and stays a 500 for the error log;
+    redirecting there could also send the page back to itself.
     """
 
     def __init__(self, get_response):
@@ -42,7 +51,13 @@ class AdminUnreadableAddressMiddleware:
         unreadable = isinstance(exception, DataError | OverflowError)
         if not (unreadable and request.method in ("GET", "HEAD") and match and match.namespace == "admin"):
             return None
+        if (match.url_name or "").endswith("_changelist") and request.GET:
+            back_to = request.path  # the same list, without its query string
+        elif "object_id" in match.kwargs:
+            back_to = reverse("admin:index")
+        else:
+            return None
+        logger.warning("admin address refused by the database: %s", request.get_full_path(), exc_info=exception)
         reason = str(exception).splitlines()[0]  # the database's first line, not the SQL it quotes
         messages.error(request, f"The address held a value the database cannot read ({reason}); it was left out.")
-        # The list's address without its query string holds no value; other pages lead back to the index.
-        return redirect(request.path if match.url_name.endswith("_changelist") else "admin:index")
+        return redirect(back_to)

@@ -226,7 +226,7 @@ if RATE_LIMIT_SESSION_TIER not in RATE_LIMIT_TIERS:
 SPECTACULAR_SETTINGS = {
     "TITLE": "Model operations service",
     "DESCRIPTION": (
-        "Predictions, scheduled runs, history, retraining and reporting for seven business "
+        "Predictions, model versions, scheduled runs and prediction history for seven business "
         "models. Authenticate with `X-API-Key: <key>` (or `Authorization: Api-Key <key>`). "
         "Every error has the shape `{error, message, status_code, correlation_id[, details]}`."
     ),

@@ -809,7 +809,12 @@ def _file_time(value: Any) -> datetime | None:
     if value is None:
         return None
     stamp = pd.to_datetime(value, utc=True, errors="coerce")
-    return None if pd.isna(stamp) else stamp.to_pydatetime()
+    if pd.isna(stamp):
+        return None
+    try:
+        return stamp.to_pydatetime()
+    except (ValueError, OverflowError):  # year 0 once in UTC: pandas holds it, Python does not
+        return None
 
 
 # --- Retention -------------------------------------------------------------------------------

@@ -174,6 +174,11 @@ def _outcome_item(item: Any) -> OutcomeItem:
     )
 
 
+# Times a client may send: anything outside cannot be a prediction's or an outcome's, and
+# stays clear of the calendar's ends in every time zone the admin or a report may show it in.
+EARLIEST, LATEST = datetime(1970, 1, 1, tzinfo=UTC), datetime(9000, 1, 1, tzinfo=UTC)
+
+
 def _aware(name: str, raw: Any) -> datetime | None:
     if raw is None:
         return None
@@ -184,9 +189,12 @@ def _aware(name: str, raw: Any) -> datetime | None:
     if value is None:
         raise ValueError(f"{name} must be an ISO 8601 date-time.")
     try:
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else as_utc(value)
+        value = value.replace(tzinfo=UTC) if value.tzinfo is None else as_utc(value)
     except ValueError:
-        raise ValueError(f"{name} is out of range once converted to UTC.") from None
+        value = None  # year 0 or 10000 in UTC
+    if value is None or not EARLIEST <= value <= LATEST:
+        raise ValueError(f"{name} must lie between {EARLIEST.year} and {LATEST.year}.")
+    return value
 
 
 class OutcomeReportSerializer(serializers.Serializer):
@@ -238,9 +246,11 @@ def moment_from(field: str, raw: str | None, zone: ZoneInfo) -> datetime | None:
         raise serializers.ValidationError({field: "Use an ISO 8601 date or date-time."}) from None
     if value.tzinfo is None:
         value = value.replace(tzinfo=zone)
-    if not datetime(1970, 1, 1, tzinfo=UTC) <= value <= datetime(9000, 1, 1, tzinfo=UTC):
+    if not EARLIEST <= value <= LATEST:
         raise serializers.ValidationError({field: "Out of range."})
-    return as_utc(value)  # within the range checked above, the conversion cannot overflow
+    # Kept in its own offset: the default span before ``end`` counts calendar days in the
+    # caller's zone, and the bucket code converts to UTC before any query.
+    return value
 
 
 class TrendParamsSerializer(serializers.Serializer):

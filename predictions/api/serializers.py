@@ -84,9 +84,11 @@ def prediction_request_serializers(spec: CatalogModel) -> tuple[type, type, type
 
 
 def document_prediction_request_limits(result: dict, generator, request, public) -> dict:
-    """drf-spectacular post-processing hook: what the prediction endpoints' own validation
-    (predictions.catalog.validation) refuses with a 400, said in the document, so that clients
-    generated from it refuse it too: unknown fields, and batches of no rows or too many."""
+    """drf-spectacular post-processing hook: what the prediction endpoints refuse with a 400
+    (``_envelope`` and ``_BatchView._parse`` in predictions/api/views.py, the feature checks in
+    predictions.catalog.validation), said in the document, so that clients generated from it
+    refuse it too: unknown fields, and batches of no rows or too many. tests/config/test_docs.py
+    holds the components' names to these."""
     schemas = result.get("components", {}).get("schemas", {})
     for spec in CATALOG.values():
         prefix = _component_prefix(spec)

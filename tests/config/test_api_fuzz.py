@@ -45,6 +45,12 @@ def _connection_kept_across_requests():
     signals.request_finished.connect(close_old_connections)
 
 
+@pytest.fixture(autouse=True)
+def _media_in_a_scratch_folder(settings, tmp_path):
+    """Bulk jobs store their uploaded input: here, not in the development MEDIA_ROOT."""
+    settings.MEDIA_ROOT = tmp_path / "media"
+
+
 @pytest.fixture
 def fuzzing_admin(make_caller):
     return make_caller(Role.ADMIN, tier=Tier.UNLIMITED, username="fuzzing-admin")

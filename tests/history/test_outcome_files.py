@@ -86,6 +86,23 @@ def test_a_parquet_file_is_recorded_the_same_way(client, predictor, viewer, chur
 
 
 @pytest.mark.django_db
+def test_a_time_cell_before_year_one_in_utc_is_that_rows_problem_not_the_imports(client, predictor, churn_ids):
+    # pandas holds year 0 (0001-01-01 at +20:00, in UTC); Python's datetime cannot.
+    data = (
+        "value,entity_id,window_start,window_end\n"
+        f"1,client-1,0001-01-01T00:00:00+20:00,{T0.isoformat()}\n"
+        f"0,client-2,{T0.isoformat()},{(T0 + timedelta(hours=1)).isoformat()}\n"
+    ).encode()
+    accepted = upload(client, predictor, "outcomes.csv", data).json()
+
+    outcome_import_run(import_id=accepted["id"])
+
+    imported = OutcomeImport.objects.get(pk=accepted["id"])
+    assert imported.status == ImportStatus.COMPLETED and (imported.recorded, imported.invalid) == (1, 1)
+    assert list(Outcome.objects.values_list("prediction_id", flat=True)) == [churn_ids[1]]
+
+
+@pytest.mark.django_db
 @pytest.mark.parametrize(
     ("name", "data", "message"),
     [

@@ -165,8 +165,10 @@ def test_times_with_offsets_beyond_postgresqls_are_matched_at_the_same_instant(c
     assert Outcome.objects.get().observed_at == T0 + timedelta(days=3)
 
 
-def test_a_time_that_leaves_the_calendar_in_utc_is_a_400(client, predictor, churn):
-    outcome = {"prediction_id": churn[0], "value": 1, "observed_at": "0001-01-01T00:00:00+20:00"}
+@pytest.mark.parametrize("observed_at", ["0001-01-01T00:00:00+20:00", "9999-12-31T23:00:00+00:00", "1969-12-31T23:59"])
+def test_a_time_outside_the_service_range_is_a_400(client, predictor, churn, observed_at):
+    # Year 1 at +20:00 is year 0 in UTC; 9999-12-31T23:00Z would be year 10000 in Tokyo.
+    outcome = {"prediction_id": churn[0], "value": 1, "observed_at": observed_at}
 
     response = post(client, predictor, "churn", [outcome])
 
